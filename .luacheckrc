@@ -1,0 +1,5 @@
+std = "max"
+max_line_length = 120
+files["spec"] = { std = "+busted" }
+files["lua/flextell/sandbox"] = { globals = { "ngx" } }
+exclude_files = { "build" }

@@ -1,0 +1,74 @@
+# lua-flextell build. Honours LuaRocks' variables (LUA_INCDIR, LUA_LIBDIR, LIBFLAG, CFLAGS,
+# PREFIX, LUA_VERSION, INST_LIBDIR/INST_LUADIR); `make LUA=luajit` builds for LuaJIT/OpenResty.
+
+LUA ?= lua5.4
+ifeq ($(LUA),luajit)
+LUA_VERSION ?= 5.1
+LUA_PC ?= luajit
+else
+LUA_VERSION ?= 5.4
+LUA_PC ?= lua$(LUA_VERSION)
+endif
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+ifdef LUA_INCDIR
+LUA_CFLAGS := -I$(LUA_INCDIR)
+else
+LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+endif
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
+CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+FX_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) \
+             $(LUA_CFLAGS) $(CURL_CFLAGS)
+LIBFLAG ?= -shared
+LDLIBS := $(CURL_LIBS) -lm
+
+BUILD ?= build/$(LUA)
+SRC := $(wildcard src/*.c)
+OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
+CORE := $(BUILD)/flextell/core.so
+
+PREFIX ?= /usr/local
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(PREFIX)/bin
+
+.PHONY: all core deps test test-lua test-luajit lint check-asan check-valgrind demo sandbox \
+        bench install uninstall clean luajit
+
+all: $(CORE)
+core: $(CORE)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(FX_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(CORE): $(OBJ) | $(BUILD)/flextell
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/flextell:
+	mkdir -p $@
+
+luajit:
+	$(MAKE) LUA=luajit
+
+deps:
+	tools/install-deps
+
+include mk/test.mk
+
+install: $(CORE)
+	install -d $(DESTDIR)$(INST_LIBDIR)/flextell $(DESTDIR)$(INST_LUADIR)/flextell/sandbox
+	install -m 0755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/flextell/core.so
+	cd lua && find flextell -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(INST_LUADIR)/{} \;
+	cd lua && find flextell -name '*.conf' -exec install -D -m 0644 {} $(DESTDIR)$(INST_LUADIR)/{} \;
+
+uninstall:
+	rm -f $(DESTDIR)$(INST_LIBDIR)/flextell/core.so
+	rm -rf $(DESTDIR)$(INST_LUADIR)/flextell
+
+clean:
+	rm -rf build

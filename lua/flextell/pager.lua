@@ -1,0 +1,193 @@
+--- Paging over both of the API's list styles, detected from the first response:
+-- cursor style (meta.cursor / meta.has_more, query cursor) and page style (meta.current_page /
+-- meta.last_page, query page). One page is held at a time, so memory stays flat.
+
+local core = require "flextell.core"
+
+local error, pairs, setmetatable, type, tostring = error, pairs, setmetatable, type, tostring
+local Error = core.Error
+
+local M = {}
+
+local function fail(kind, code, message, extra)
+  local err = { kind = kind, code = code, message = message }
+  for k, v in pairs(extra or {}) do err[k] = v end
+  return setmetatable(err, Error)
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+local Pager = {}
+Pager.__index = Pager
+Pager.__name = "flextell.Pager"
+
+--- Fetches the next page: page, meta; nil when the list is done; nil, err on failure (the
+-- pager does not advance then, so calling next() again retries the same page).
+function Pager:next()
+  if self.done then return nil end
+  if self.max_pages and self.pages >= self.max_pages then
+    return nil, fail("limit", "max_pages", "the list has more than " .. self.max_pages .. " pages",
+      { path = self.path })
+  end
+  local query = copy(self.query)
+  if self.style == "cursor" and self.cursor ~= nil then
+    query.cursor = self.cursor
+  elseif self.style == "page" and self.page ~= nil then
+    query.page = self.page
+  end
+  local data, meta, res = self.client:get(self.path, query, self.call_opts)
+  if data == nil then return nil, meta end
+  if type(data) ~= "table" then
+    return nil, fail("protocol", "not_a_list", "expected a list in the response's data",
+      { method = res.method, url = res.url, status = res.status })
+  end
+  local function protocol(code, message)
+    return nil, fail("protocol", code, message, { method = res.method, url = res.url, status = res.status })
+  end
+  local style = meta.style
+  if self.style ~= nil and style ~= nil and style ~= self.style then
+    return protocol("style_changed", "the list changed from " .. self.style .. " to " .. style .. " paging")
+  end
+  if style == "cursor" then
+    if meta.has_more then
+      local cursor = meta.cursor
+      if cursor == nil then
+        return protocol("missing_cursor", "the page says has_more but gives no cursor")
+      end
+      if self.seen[cursor] then
+        return protocol("repeated_cursor", "the API returned a cursor it had returned before")
+      end
+      self.seen[cursor] = true
+      self.cursor = cursor
+    else
+      self.done = true
+    end
+  elseif style == "page" then
+    local current = meta.current_page
+    if self.last_page_seen ~= nil and current <= self.last_page_seen then
+      return protocol("repeated_page", "the API returned page " .. tostring(current) .. " again")
+    end
+    self.last_page_seen = current
+    if meta.has_more then
+      self.page = meta.next_page
+    else
+      self.done = true
+    end
+  else
+    self.done = true -- a list without paging information is a single page
+  end
+  self.style = self.style or style
+  self.pages = self.pages + 1
+  self.items = self.items + #data
+  return data, meta, res
+end
+
+--- A plain table that resumes this pager later: client:pager(path, query, { resume = cp }).
+function Pager:checkpoint()
+  return {
+    path = self.path,
+    query = copy(self.query),
+    style = self.style,
+    cursor = self.cursor,
+    page = self.page,
+    last_page_seen = self.last_page_seen,
+    done = self.done,
+  }
+end
+
+local pager_opts = { resume = true, max_pages = true, max_items = true, headers = true, tenant = true,
+                     timeout = true, deadline = true, max_retries = true }
+
+local function new_pager(client, path, query, opts)
+  if type(path) ~= "string" then error("bad argument #1 to 'pager' (string expected, got " .. type(path) .. ")", 3) end
+  if query ~= nil and type(query) ~= "table" then
+    error("bad argument #2 to 'pager' (table expected, got " .. type(query) .. ")", 3)
+  end
+  opts = opts or {}
+  local call_opts = {}
+  for k, v in pairs(opts) do
+    if not pager_opts[k] then error("unknown pager option '" .. tostring(k) .. "'", 3) end
+    if k ~= "resume" and k ~= "max_pages" and k ~= "max_items" then call_opts[k] = v end
+  end
+  local p = setmetatable({
+    client = client, path = path, query = copy(query), call_opts = call_opts,
+    max_pages = opts.max_pages, max_items = opts.max_items,
+    seen = {}, pages = 0, items = 0, done = false,
+  }, Pager)
+  local cp = opts.resume
+  if cp ~= nil then
+    if type(cp) ~= "table" or cp.path ~= path then
+      error("the checkpoint belongs to another list (path " .. tostring(type(cp) == "table" and cp.path) .. ")", 3)
+    end
+    p.style, p.cursor, p.page, p.done = cp.style, cp.cursor, cp.page, cp.done and true or false
+    p.last_page_seen = cp.last_page_seen
+    if cp.cursor ~= nil then p.seen[cp.cursor] = true end
+  end
+  return p
+end
+
+function M.install(methods)
+  --- A step pager: page, meta = pager:next().
+  function methods:pager(path, query, opts)
+    return new_pager(self, path, query, opts)
+  end
+
+  --- for page, meta in client:pages(path, query) do ... end  (raises on failure)
+  function methods:pages(path, query, opts)
+    local p = new_pager(self, path, query, opts)
+    return function()
+      local page, meta = p:next()
+      if page == nil and meta ~= nil then error(meta, 2) end
+      return page, meta
+    end
+  end
+
+  --- for item in client:each(path, query) do ... end  (raises on failure)
+  function methods:each(path, query, opts)
+    local p = new_pager(self, path, query, opts)
+    local page, i = nil, 0
+    return function()
+      while true do
+        if page ~= nil and i < #page then
+          i = i + 1
+          return page[i]
+        end
+        local err
+        page, err = p:next()
+        if page == nil then
+          if err ~= nil then error(err, 2) end
+          return nil
+        end
+        i = 0
+      end
+    end
+  end
+
+  --- Every item of the list in one table, or nil, err. With max_items, a longer list is a
+  -- `limit` error rather than a silently shortened result.
+  function methods:all(path, query, opts)
+    local p = new_pager(self, path, query, opts)
+    local items, n = core.array(), 0
+    while true do
+      local page, err = p:next()
+      if page == nil then
+        if err ~= nil then return nil, err end
+        return items
+      end
+      for j = 1, #page do
+        n = n + 1
+        if p.max_items and n > p.max_items then
+          return nil, fail("limit", "max_items", "the list has more than " .. p.max_items .. " items",
+            { path = path })
+        end
+        items[n] = page[j]
+      end
+    end
+  end
+end
+
+return M

@@ -1,0 +1,43 @@
+# Test targets. `make test` is what CI runs: it installs what is missing, builds for Lua 5.4 and
+# LuaJIT, lints, runs the specs on both, then runs them again under ASan+UBSan and valgrind.
+
+BUSTED ?= /usr/bin/busted
+BUSTED_FLAGS ?= -o utfTerminal
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_RT = $(shell $(CC) -print-file-name=libasan.so)
+UBSAN_RT = $(shell $(CC) -print-file-name=libubsan.so)
+VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                  --show-leak-kinds=definite --track-fds=no --num-callers=30 -q
+
+test: deps
+	$(MAKE) core
+	$(MAKE) LUA=luajit core
+	$(MAKE) lint
+	$(MAKE) test-lua
+	$(MAKE) test-luajit
+	$(MAKE) check-asan
+	$(MAKE) check-valgrind
+	@echo "make test: all suites passed"
+
+lint:
+	luacheck -q lua spec bin/flextell-sandbox examples bench
+
+test-lua: core
+	lua5.4 $(BUSTED) $(BUSTED_FLAGS)
+
+test-luajit:
+	$(MAKE) LUA=luajit core
+	luajit $(BUSTED) $(BUSTED_FLAGS) --run=luajit
+
+# The C core instrumented with AddressSanitizer and UBSan; the interpreter gets the runtime
+# preloaded. Leak checking is on: every allocation of the core has an owner that frees it.
+check-asan:
+	$(MAKE) BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" core
+	LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=98 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	lua5.4 $(BUSTED) $(BUSTED_FLAGS) --run=asan
+
+check-valgrind: core
+	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS)

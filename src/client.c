@@ -1,0 +1,658 @@
+/* flextell.Client: options, lifecycle, and the call methods. A client owns a reference to the
+ * shared state (multi handle, tokens); clients made with :with{} share it. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fx.h"
+#include "json.h"
+
+char *fx_strdup(const char *s)
+{
+  size_t n;
+  char *p;
+  if (s == NULL) return NULL;
+  n = strlen(s) + 1;
+  p = malloc(n);
+  if (p != NULL) memcpy(p, s, n);
+  return p;
+}
+
+double fx_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double fx_wallclock(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static void client_release(lua_State *L, fx_client *c)
+{
+  if (c->shared != NULL) {
+    fx_shared *S = c->shared;
+    c->shared = NULL;
+    if (S->refs == 1 && S->on_token_ref != LUA_NOREF) {
+      luaL_unref(L, LUA_REGISTRYINDEX, S->on_token_ref);
+      S->on_token_ref = LUA_NOREF;
+    }
+    fx_shared_release(S);
+  }
+  free(c->base_url);
+  free(c->prefix);
+  free(c->user_agent);
+  free(c->ca_file);
+  free(c->ca_path);
+  free(c->proxy);
+  c->base_url = c->prefix = c->user_agent = c->ca_file = c->ca_path = c->proxy = NULL;
+  curl_slist_free_all(c->headers);
+  c->headers = NULL;
+}
+
+/* Creates a closed client (all NULL) with its metatable: safe to collect at any point. */
+static fx_client *client_push(lua_State *L)
+{
+  fx_client *c = (fx_client *)lua_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, FX_CLIENT_MT);
+  return c;
+}
+
+fx_client *fx_client_check(lua_State *L, int idx)
+{
+  fx_client *c = (fx_client *)luaL_checkudata(L, idx, FX_CLIENT_MT);
+  if (c->shared == NULL) luaL_error(L, "attempt to use a closed client");
+  return c;
+}
+
+static int client_gc(lua_State *L)
+{
+  client_release(L, (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT));
+  return 0;
+}
+
+static int client_close(lua_State *L)
+{
+  client_release(L, (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT));
+  return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+  fx_client *c = (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT);
+  if (c->shared == NULL) {
+    lua_pushfstring(L, "flextell.Client (closed): %p", (void *)c);
+  } else if (c->has_tenant) {
+    lua_pushfstring(L, "flextell.Client %s tenant %d: %p", c->base_url, (int)c->tenant,
+                    (void *)c);
+  } else {
+    lua_pushfstring(L, "flextell.Client %s: %p", c->base_url, (void *)c);
+  }
+  return 1;
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+enum { OPT_STR, OPT_NUM, OPT_INT, OPT_BOOL, OPT_TABLE, OPT_FUNC, OPT_TENANT };
+
+typedef struct opt_def {
+  const char *name;
+  int type;
+  int derived; /* allowed in :with{} */
+} opt_def;
+
+static const opt_def client_options[] = {
+  {"base_url", OPT_STR, 0},       {"prefix", OPT_STR, 1},
+  {"token", OPT_STR, 0},          {"access_token", OPT_STR, 0},
+  {"refresh_token", OPT_STR, 0},  {"expires_at", OPT_NUM, 0},
+  {"client_id", OPT_STR, 0},      {"client_secret", OPT_STR, 0},
+  {"redirect_uri", OPT_STR, 0},   {"token_url", OPT_STR, 0},
+  {"authorize_url", OPT_STR, 0},  {"on_token", OPT_FUNC, 0},
+  {"refresh_margin", OPT_NUM, 0}, {"tenant", OPT_TENANT, 1},
+  {"timeout", OPT_NUM, 1},        {"connect_timeout", OPT_NUM, 1},
+  {"deadline", OPT_NUM, 1},       {"max_retries", OPT_INT, 1},
+  {"headers", OPT_TABLE, 1},      {"user_agent", OPT_STR, 1},
+  {"ca_file", OPT_STR, 0},        {"ca_path", OPT_STR, 0},
+  {"proxy", OPT_STR, 0},          {"max_response_bytes", OPT_INT, 0},
+  {"allow_http", OPT_BOOL, 0},    {NULL, 0, 0}
+};
+
+static const char *const type_names[] = {"a string", "a number", "an integer", "a boolean",
+                                         "a table", "a function", "an integer or false"};
+
+/* Raises on an unknown option or a value of the wrong type: these are programmer errors. */
+static void check_options(lua_State *L, int idx, const char *fname, int derived)
+{
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const opt_def *o;
+    int t = lua_type(L, -1), ok;
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "%s: option names must be strings", fname);
+    k = lua_tostring(L, -2);
+    for (o = client_options; o->name != NULL; o++)
+      if (strcmp(o->name, k) == 0) break;
+    if (o->name == NULL || (derived && !o->derived))
+      luaL_error(L, "%s: unknown option '%s'", fname, k);
+    switch (o->type) {
+    case OPT_STR: ok = t == LUA_TSTRING; break;
+    case OPT_NUM: ok = t == LUA_TNUMBER; break;
+    case OPT_INT: ok = t == LUA_TNUMBER && fx_isinteger(L, -1); break;
+    case OPT_BOOL: ok = t == LUA_TBOOLEAN; break;
+    case OPT_TABLE: ok = t == LUA_TTABLE; break;
+    case OPT_FUNC: ok = t == LUA_TFUNCTION; break;
+    default: /* OPT_TENANT */
+      ok = (t == LUA_TNUMBER && fx_isinteger(L, -1)) || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1));
+      break;
+    }
+    if (!ok)
+      luaL_error(L, "%s: option '%s' must be %s, got %s", fname, k, type_names[o->type],
+                 luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+static const char *opt_str(lua_State *L, int idx, const char *k)
+{
+  const char *s;
+  lua_getfield(L, idx, k);
+  s = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the options table keeps the string alive */
+  return s;
+}
+
+static int opt_num(lua_State *L, int idx, const char *k, double *out)
+{
+  int found;
+  lua_getfield(L, idx, k);
+  found = lua_type(L, -1) == LUA_TNUMBER;
+  if (found) *out = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return found;
+}
+
+static char *dup_or_raise(lua_State *L, const char *s)
+{
+  char *p;
+  if (s == NULL) return NULL;
+  p = fx_strdup(s);
+  if (p == NULL) luaL_error(L, "not enough memory");
+  return p;
+}
+
+/* Secrets and tokens go into header lines and form bodies: refuse anything that could break
+ * out of them. The value itself is never echoed. */
+static int token_chars_ok(const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
+  return 1;
+}
+
+static void set_secret(lua_State *L, int idx, const char *fname, const char *k, char **dst)
+{
+  const char *s = opt_str(L, idx, k);
+  if (s == NULL) return;
+  if (*s == '\0' || !token_chars_ok(s))
+    luaL_error(L, "%s: option '%s' must be non-empty printable ASCII without spaces", fname, k);
+  free(*dst);
+  *dst = dup_or_raise(L, s);
+}
+
+static void apply_timeouts(lua_State *L, int idx, const char *fname, fx_client *c)
+{
+  double v;
+  if (opt_num(L, idx, "timeout", &v)) {
+    if (!(v > 0)) luaL_error(L, "%s: option 'timeout' must be > 0", fname);
+    c->timeout = v;
+  }
+  if (opt_num(L, idx, "connect_timeout", &v)) {
+    if (!(v > 0)) luaL_error(L, "%s: option 'connect_timeout' must be > 0", fname);
+    c->connect_timeout = v;
+  }
+  if (opt_num(L, idx, "deadline", &v)) {
+    if (!(v > 0)) luaL_error(L, "%s: option 'deadline' must be > 0", fname);
+    c->deadline = v;
+  }
+  lua_getfield(L, idx, "max_retries");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n = fx_tointeger(L, -1);
+    if (n < 0 || n > 10) luaL_error(L, "%s: option 'max_retries' must be 0..10", fname);
+    c->max_retries = (int)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "tenant");
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Integer t = fx_tointeger(L, -1);
+    if (t < 0) luaL_error(L, "%s: option 'tenant' must be a non-negative integer", fname);
+    c->tenant = (long long)t;
+    c->has_tenant = 1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    c->has_tenant = 0;
+  }
+  lua_pop(L, 1);
+}
+
+static void apply_prefix(lua_State *L, int idx, const char *fname, fx_client *c)
+{
+  const char *p = opt_str(L, idx, "prefix");
+  size_t n;
+  if (p == NULL) return;
+  while (*p == '/') p++;
+  n = strlen(p);
+  while (n > 0 && p[n - 1] == '/') n--;
+  free(c->prefix);
+  c->prefix = NULL;
+  if (n == 0) return;
+  if (strcspn(p, "?#% \t\r\n") < n) luaL_error(L, "%s: option 'prefix' must be a plain path", fname);
+  c->prefix = dup_or_raise(L, lua_pushlstring(L, p, n));
+  lua_pop(L, 1);
+}
+
+static void apply_headers(lua_State *L, int idx, const char *fname, fx_client *c)
+{
+  int h;
+  lua_getfield(L, idx, "headers");
+  h = lua_gettop(L);
+  if (lua_istable(L, h)) {
+    lua_pushnil(L);
+    while (lua_next(L, h) != 0) {
+      size_t nl, vl;
+      const char *name, *value;
+      struct curl_slist *next;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+      if (!fx_header_valid(name, nl, value, vl))
+        luaL_error(L, "%s: header '%s' has an invalid name or value", fname,
+                   fx_header_valid(name, nl, "", 0) ? name : "?");
+      lua_pushfstring(L, "%s: %s", name, value);
+      next = curl_slist_append(c->headers, lua_tostring(L, -1));
+      if (next == NULL) luaL_error(L, "not enough memory");
+      c->headers = next;
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static int is_loopback(const char *host)
+{
+  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
+    return 1;
+  if (strncmp(host, "127.", 4) == 0) {
+    const char *p = host + 4;
+    for (; *p; p++)
+      if (!isdigit((unsigned char)*p) && *p != '.') return 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* Checks an absolute http(s) URL; http only to loopback unless allowed. Raises. */
+static void check_url(lua_State *L, const char *fname, const char *k, const char *url, int allow_http)
+{
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL;
+  const char *problem = NULL;
+  if (u == NULL) luaL_error(L, "not enough memory");
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    problem = "is not a valid absolute URL";
+  } else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
+    problem = "must be an https:// URL";
+  } else if (strcmp(scheme, "http") == 0 && !allow_http && !is_loopback(host)) {
+    problem = "uses http:// to a host that is not loopback (set allow_http = true to allow it)";
+  } else if (strchr(url, '?') != NULL || strchr(url, '#') != NULL) {
+    problem = "must not have a query or fragment";
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  if (problem != NULL) luaL_error(L, "%s: option '%s' %s", fname, k, problem);
+}
+
+static char *origin_join(lua_State *L, const char *base, const char *path)
+{
+  /* "https://host:port/api" + "/oauth/token" -> "https://host:port/oauth/token" */
+  const char *p = strstr(base, "://");
+  size_t n;
+  p = p ? strchr(p + 3, '/') : NULL;
+  n = p ? (size_t)(p - base) : strlen(base);
+  lua_pushlstring(L, base, n);
+  lua_pushstring(L, path);
+  lua_concat(L, 2);
+  {
+    char *s = dup_or_raise(L, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return s;
+  }
+}
+
+static void build_user_agent(lua_State *L, fx_client *c, const char *user)
+{
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  const char *lv = LUA_VERSION; /* "Lua 5.4" */
+  const char *sp = strchr(lv, ' ');
+  if (user != NULL && *user != '\0')
+    lua_pushfstring(L, "%s lua-flextell/%s libcurl/%s Lua/%s", user, FX_VERSION, v->version,
+                    sp ? sp + 1 : lv);
+  else
+    lua_pushfstring(L, "lua-flextell/%s libcurl/%s Lua/%s", FX_VERSION, v->version, sp ? sp + 1 : lv);
+  free(c->user_agent);
+  c->user_agent = dup_or_raise(L, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+/* flextell.new(opts) */
+static int client_new(lua_State *L)
+{
+  const char *fname = "flextell.new";
+  fx_client *c;
+  fx_shared *S;
+  const char *s;
+  int allow_http;
+  double v;
+
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  check_options(L, 1, fname, 0);
+  lua_getfield(L, 1, "allow_http");
+  allow_http = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+
+  c = client_push(L);
+  c->timeout = 30;
+  c->connect_timeout = 10;
+  c->max_retries = 2;
+  c->max_response_bytes = 64LL * 1024 * 1024;
+  c->allow_http = allow_http;
+
+  s = opt_str(L, 1, "base_url");
+  if (s == NULL) s = FX_DEFAULT_BASE_URL;
+  check_url(L, fname, "base_url", s, allow_http);
+  c->base_url = dup_or_raise(L, s);
+  {
+    size_t n = strlen(c->base_url);
+    while (n > 0 && c->base_url[n - 1] == '/') c->base_url[--n] = '\0';
+  }
+  apply_prefix(L, 1, fname, c);
+  apply_timeouts(L, 1, fname, c);
+  apply_headers(L, 1, fname, c);
+  build_user_agent(L, c, opt_str(L, 1, "user_agent"));
+  c->ca_file = dup_or_raise(L, opt_str(L, 1, "ca_file"));
+  c->ca_path = dup_or_raise(L, opt_str(L, 1, "ca_path"));
+  c->proxy = dup_or_raise(L, opt_str(L, 1, "proxy"));
+  lua_getfield(L, 1, "max_response_bytes");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n = fx_tointeger(L, -1);
+    if (n <= 0) luaL_error(L, "%s: option 'max_response_bytes' must be > 0", fname);
+    c->max_response_bytes = (long long)n;
+  }
+  lua_pop(L, 1);
+
+  S = fx_shared_new();
+  if (S == NULL) luaL_error(L, "flextell.new: could not create a libcurl multi handle");
+  c->shared = S;
+  S->refresh_margin = 60;
+  if (opt_str(L, 1, "token") != NULL && opt_str(L, 1, "access_token") != NULL)
+    luaL_error(L, "%s: give either 'token' or 'access_token', not both", fname);
+  set_secret(L, 1, fname, "token", &S->access_token);
+  set_secret(L, 1, fname, "access_token", &S->access_token);
+  set_secret(L, 1, fname, "refresh_token", &S->refresh_token);
+  set_secret(L, 1, fname, "client_id", &S->client_id);
+  set_secret(L, 1, fname, "client_secret", &S->client_secret);
+  if (opt_num(L, 1, "expires_at", &v)) S->expires_at = v;
+  if (opt_num(L, 1, "refresh_margin", &v)) {
+    if (!(v >= 0)) luaL_error(L, "%s: option 'refresh_margin' must be >= 0", fname);
+    S->refresh_margin = v;
+  }
+  S->token_type = dup_or_raise(L, "Bearer");
+  s = opt_str(L, 1, "redirect_uri");
+  if (s != NULL) S->redirect_uri = dup_or_raise(L, s);
+  s = opt_str(L, 1, "token_url");
+  if (s != NULL) check_url(L, fname, "token_url", s, allow_http);
+  S->token_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/token");
+  s = opt_str(L, 1, "authorize_url");
+  if (s != NULL) check_url(L, fname, "authorize_url", s, 1);
+  S->authorize_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/authorize");
+  lua_getfield(L, 1, "on_token");
+  if (lua_isfunction(L, -1))
+    S->on_token_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
+  return 1;
+}
+
+/* client:with{ tenant = 7, headers = {...}, timeout = 5, ... } */
+static int client_with(lua_State *L)
+{
+  fx_client *p = fx_client_check(L, 1), *c;
+  struct curl_slist *h;
+  check_options(L, 2, "client:with", 1);
+  c = client_push(L);
+  c->base_url = dup_or_raise(L, p->base_url);
+  c->prefix = dup_or_raise(L, p->prefix);
+  c->ca_file = dup_or_raise(L, p->ca_file);
+  c->ca_path = dup_or_raise(L, p->ca_path);
+  c->proxy = dup_or_raise(L, p->proxy);
+  c->user_agent = dup_or_raise(L, p->user_agent);
+  c->tenant = p->tenant;
+  c->has_tenant = p->has_tenant;
+  c->allow_http = p->allow_http;
+  c->max_retries = p->max_retries;
+  c->timeout = p->timeout;
+  c->connect_timeout = p->connect_timeout;
+  c->deadline = p->deadline;
+  c->max_response_bytes = p->max_response_bytes;
+  for (h = p->headers; h != NULL; h = h->next) {
+    struct curl_slist *next = curl_slist_append(c->headers, h->data);
+    if (next == NULL) luaL_error(L, "not enough memory");
+    c->headers = next;
+  }
+  apply_prefix(L, 2, "client:with", c);
+  apply_timeouts(L, 2, "client:with", c);
+  apply_headers(L, 2, "client:with", c);
+  if (opt_str(L, 2, "user_agent") != NULL) build_user_agent(L, c, opt_str(L, 2, "user_agent"));
+  c->shared = p->shared;
+  c->shared->refs++;
+  return 1;
+}
+
+/* ---- calls -------------------------------------------------------------------------------- */
+
+static int client_call(lua_State *L, fx_client *c, fx_spec *s)
+{
+  fx_fail f;
+  fx_request *r = fx_request_new(L, c);
+  if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
+  if (fx_transport_run(r, &f) != 0) return fx_error_return(L, &f, r);
+  return fx_finish(L, c, r);
+}
+
+/* Per-call options of get/post/...: query (delete only), headers, tenant, timeouts. */
+static int read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query, fx_fail *f)
+{
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (strcmp(k, "method") == 0 || strcmp(k, "path") == 0 || strcmp(k, "body") == 0 ||
+        (!allow_query && strcmp(k, "query") == 0))
+      luaL_error(L, "bad per-call option '%s' (pass it as an argument)", k);
+    lua_pop(L, 1);
+  }
+  return fx_spec_from_table(L, idx, s, f);
+}
+
+static int call_with_body(lua_State *L, const char *method)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_spec s;
+  fx_fail f;
+  fx_spec_init(&s);
+  s.method = method;
+  s.path = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) s.body = 3;
+  if (read_call_opts(L, 4, &s, 1, &f) != 0) return fx_error_return(L, &f, NULL);
+  return client_call(L, c, &s);
+}
+
+static int client_get(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_spec s;
+  fx_fail f;
+  fx_spec_init(&s);
+  s.method = "GET";
+  s.path = luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    s.query = 3;
+  }
+  if (read_call_opts(L, 4, &s, 0, &f) != 0) return fx_error_return(L, &f, NULL);
+  return client_call(L, c, &s);
+}
+
+static int client_delete(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_spec s;
+  fx_fail f;
+  fx_spec_init(&s);
+  s.method = "DELETE";
+  s.path = luaL_checkstring(L, 2);
+  if (read_call_opts(L, 3, &s, 1, &f) != 0) return fx_error_return(L, &f, NULL);
+  return client_call(L, c, &s);
+}
+
+static int client_post(lua_State *L) { return call_with_body(L, "POST"); }
+static int client_put(lua_State *L) { return call_with_body(L, "PUT"); }
+static int client_patch(lua_State *L) { return call_with_body(L, "PATCH"); }
+
+static int client_request(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_spec s;
+  fx_fail f;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  fx_spec_init(&s);
+  if (fx_spec_from_table(L, 2, &s, &f) != 0) return fx_error_return(L, &f, NULL);
+  if (s.method == NULL) s.method = "GET";
+  if (s.path == NULL) luaL_error(L, "client:request: 'path' is required");
+  return client_call(L, c, &s);
+}
+
+/* client:prepare(req) -> { method, url, headers = {"Name: value", ...}, body } without sending:
+ * the same bytes the call would send (the token redacted unless req.reveal_token). */
+static int client_prepare(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_spec s;
+  fx_fail f;
+  fx_request *r;
+  struct curl_slist *h;
+  int i = 1;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  fx_spec_init(&s);
+  if (fx_spec_from_table(L, 2, &s, &f) != 0) return fx_error_return(L, &f, NULL);
+  if (s.method == NULL) s.method = "GET";
+  if (s.path == NULL) luaL_error(L, "client:prepare: 'path' is required");
+  r = fx_request_new(L, c);
+  if (fx_prepare(L, c, &s, r, &f) != 0) return fx_error_return(L, &f, r);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, r->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, r->url);
+  lua_setfield(L, -2, "url");
+  lua_newtable(L);
+  for (h = r->headers; h != NULL; h = h->next) {
+    if (!s.reveal_token && strncmp(h->data, "Authorization:", 14) == 0)
+      lua_pushstring(L, "Authorization: Bearer <redacted>");
+    else
+      lua_pushstring(L, h->data);
+    lua_rawseti(L, -2, i++);
+  }
+  lua_setfield(L, -2, "headers");
+  if (r->has_body) {
+    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    lua_setfield(L, -2, "body");
+  }
+  return 1;
+}
+
+static int client_rate_limit(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  fx_shared *S = c->shared;
+  if (!S->rl_known) return 0;
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)S->rl_limit);
+  lua_setfield(L, -2, "limit");
+  lua_pushinteger(L, (lua_Integer)S->rl_remaining);
+  lua_setfield(L, -2, "remaining");
+  lua_pushinteger(L, (lua_Integer)S->rl_reset);
+  lua_setfield(L, -2, "reset");
+  return 1;
+}
+
+/* Percent-encodes one path segment (an id): everything but RFC 3986 unreserved characters. */
+static int core_escape(lua_State *L)
+{
+  size_t n;
+  const char *s;
+  fx_buf *b;
+  if (lua_type(L, 1) == LUA_TNUMBER && fx_isinteger(L, 1)) {
+    lua_pushfstring(L, "%s", lua_tostring(L, 1));
+    return 1;
+  }
+  s = luaL_checklstring(L, 1, &n);
+  b = fx_buf_push(L);
+  if (fx_url_escape(b, s, n, 0) != 0) luaL_error(L, "not enough memory");
+  lua_pushlstring(L, b->data ? b->data : "", b->len);
+  return 1;
+}
+
+static const luaL_Reg client_methods[] = {
+  {"request", client_request}, {"get", client_get},         {"post", client_post},
+  {"put", client_put},         {"patch", client_patch},     {"delete", client_delete},
+  {"prepare", client_prepare}, {"with", client_with},       {"close", client_close},
+  {"rate_limit", client_rate_limit}, {NULL, NULL}
+};
+
+static const luaL_Reg client_metamethods[] = {
+  {"__gc", client_gc}, {"__close", client_close}, {"__tostring", client_tostring}, {NULL, NULL}
+};
+
+void flextell_client_open(lua_State *L)
+{
+  luaL_newmetatable(L, FX_CLIENT_MT);
+  luaL_setfuncs(L, client_metamethods, 0);
+  luaL_newlib(L, client_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_setfield(L, -3, "Client"); /* module.Client: the methods table, for the Lua layer */
+  lua_pushstring(L, FX_CLIENT_MT);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, client_new);
+  lua_setfield(L, -2, "new");
+  lua_pushcfunction(L, core_escape);
+  lua_setfield(L, -2, "escape");
+  lua_pushstring(L, FX_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+}

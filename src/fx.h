@@ -1,0 +1,145 @@
+/* Internal declarations shared by the C core's files: the client, the request (one call with
+ * its attempts), and the three steps of an exchange: prepare, transport, finish. */
+#ifndef FLEXTELL_FX_H
+#define FLEXTELL_FX_H
+
+#include <curl/curl.h>
+#include "compat.h"
+#include "buffer.h"
+
+#define FX_VERSION "0.1.0"
+#define FX_CLIENT_MT "flextell.Client"
+#define FX_REQUEST_MT "flextell.Request"
+#define FX_ERROR_MT "flextell.Error"
+#define FX_DEFAULT_BASE_URL "https://dev.flextell.ai/api"
+#define FX_MAX_HEADER_BYTES (64 * 1024)
+#define FX_POOL_SIZE 8
+
+/* What went wrong, before it becomes a flextell.Error table. */
+typedef struct fx_fail {
+  const char *kind;  /* "usage", "network", ... (static strings) */
+  char code[64];     /* "" when there is none */
+  char message[512];
+} fx_fail;
+
+/* State shared by a client and the clients derived from it with :with{}. */
+typedef struct fx_shared {
+  int refs;
+  CURLM *multi;
+  CURL *idle[FX_POOL_SIZE]; /* finished easy handles kept for reuse */
+  int nidle;
+  unsigned long long rng;   /* backoff jitter; seeded from the OS */
+  /* tokens */
+  char *access_token;
+  char *refresh_token;
+  char *token_type;
+  char *scope;
+  double expires_at; /* epoch seconds, 0 = unknown */
+  unsigned long token_serial; /* bumped on every change, so a 401 refreshes only once */
+  int on_token_ref;  /* LUA_NOREF when unset */
+  /* OAuth client */
+  char *client_id;
+  char *client_secret;
+  char *redirect_uri;
+  char *token_url;
+  char *authorize_url;
+  double refresh_margin;
+  /* last X-RateLimit-* seen */
+  long long rl_limit, rl_remaining, rl_reset;
+  int rl_known;
+} fx_shared;
+
+typedef struct fx_client {
+  fx_shared *shared; /* NULL once closed */
+  char *base_url;    /* no trailing slash */
+  char *prefix;      /* put before relative paths, no slashes around; may be NULL */
+  char *user_agent;
+  char *ca_file, *ca_path, *proxy;
+  struct curl_slist *headers; /* "Name: value" defaults, validated */
+  long long tenant;
+  int has_tenant;
+  int allow_http;
+  int max_retries;
+  double timeout, connect_timeout, deadline; /* seconds; deadline 0 = none */
+  long long max_response_bytes;
+} fx_client;
+
+enum { FX_IDLE, FX_RUNNING, FX_WAITING, FX_DONE };
+
+/* One call: owns everything libcurl points at while it runs, and the response. */
+typedef struct fx_request {
+  fx_shared *shared;  /* held reference while the request exists */
+  char method[16];
+  char *url;
+  struct curl_slist *headers;
+  fx_buf body;
+  int has_body;
+  curl_mime *mime;
+  CURL *easy;
+  int state;
+  int idempotent;
+  int max_retries;
+  int attempts;
+  double timeout, connect_timeout;
+  double started, deadline, wake_at; /* monotonic seconds */
+  long long max_response_bytes;
+  int allow_http;
+  char *ca_file, *ca_path, *proxy, *user_agent; /* borrowed from the client snapshot */
+  /* last attempt */
+  CURLcode result;
+  long status;
+  int too_large, headers_too_large;
+  fx_buf resp_body;
+  fx_buf resp_headers; /* raw header lines of the final response */
+  char errbuf[CURL_ERROR_SIZE];
+  double retry_after;  /* seconds, < 0 when absent */
+  char retry_reason[64];
+  int retries_log_ref;
+} fx_request;
+
+/* client.c */
+fx_client *fx_client_check(lua_State *L, int idx);
+void flextell_client_open(lua_State *L);
+char *fx_strdup(const char *s);
+double fx_now(void);       /* monotonic seconds */
+double fx_wallclock(void); /* epoch seconds */
+
+/* error.c */
+void fx_fail_set(fx_fail *f, const char *kind, const char *code, const char *fmt, ...);
+int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r);
+int fx_error_return(lua_State *L, const fx_fail *f, fx_request *r); /* pushes nil, err */
+void flextell_error_open(lua_State *L);
+
+/* request.c: prepare */
+typedef struct fx_spec {
+  const char *method;
+  const char *path;
+  int query, body, headers, form, multipart; /* stack indices, 0 = none */
+  int has_tenant;
+  long long tenant;
+  int no_tenant;      /* call explicitly without X-Tenant */
+  int no_auth;        /* token endpoint calls */
+  double timeout, deadline;
+  int max_retries;    /* -1 = client default */
+  int reveal_token;   /* prepare() only */
+} fx_spec;
+void fx_spec_init(fx_spec *s);
+int fx_spec_from_table(lua_State *L, int idx, fx_spec *s, fx_fail *f);
+fx_request *fx_request_new(lua_State *L, fx_client *c);
+int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_fail *f);
+int fx_url_escape(fx_buf *b, const char *s, size_t n, int keep_slash);
+int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f);
+int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vlen);
+void flextell_request_open(lua_State *L);
+
+/* transport.c */
+int fx_transport_run(fx_request *r, fx_fail *f); /* blocking: until done; 0 ok, -1 failed */
+void fx_shared_release(fx_shared *S);
+fx_shared *fx_shared_new(void);
+void fx_easy_release(fx_shared *S, CURL *easy);
+const char *fx_header_find(const fx_buf *h, const char *name, size_t *len);
+
+/* response.c: finish */
+int fx_finish(lua_State *L, fx_client *c, fx_request *r);
+
+#endif

@@ -1,0 +1,413 @@
+/* Finish: status, headers and body of the last attempt -> data, meta, res, or nil, err. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "fx.h"
+#include "json.h"
+
+static const char *reason(long status)
+{
+  switch (status) {
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 413: return "Content Too Large";
+  case 415: return "Unsupported Media Type";
+  case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 500: return "Internal Server Error";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return status >= 500 ? "Server Error" : "Client Error";
+  }
+}
+
+/* ---- transport failures --------------------------------------------------------------------- */
+
+static void transport_fail(fx_request *r, fx_fail *f)
+{
+  const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
+  if (r->too_large) {
+    fx_fail_set(f, "limit", "response_too_large", "the response body is larger than max_response_bytes (%lld)",
+                r->max_response_bytes);
+    return;
+  }
+  if (r->headers_too_large) {
+    fx_fail_set(f, "limit", "headers_too_large", "the response headers are larger than %d bytes",
+                FX_MAX_HEADER_BYTES);
+    return;
+  }
+  switch (r->result) {
+  case CURLE_FILESIZE_EXCEEDED:
+    fx_fail_set(f, "limit", "response_too_large", "the response body is larger than max_response_bytes (%lld)",
+                r->max_response_bytes);
+    break;
+  case CURLE_OPERATION_TIMEDOUT: {
+    curl_off_t connected = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected);
+    if (connected == 0)
+      fx_fail_set(f, "timeout", "connect_timeout", "%s", detail);
+    else if (strstr(detail, "too slow") != NULL)
+      fx_fail_set(f, "timeout", "stalled", "%s", detail);
+    else
+      fx_fail_set(f, "timeout", "timeout", "%s", detail);
+    break;
+  }
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    fx_fail_set(f, "network", "resolve_failed", "%s", detail);
+    break;
+  case CURLE_COULDNT_CONNECT:
+    fx_fail_set(f, "network", "connect_failed", "%s", detail);
+    break;
+  case CURLE_SEND_ERROR:
+    fx_fail_set(f, "network", "send_failed", "%s", detail);
+    break;
+  case CURLE_RECV_ERROR:
+    fx_fail_set(f, "network", "connection_reset", "%s", detail);
+    break;
+  case CURLE_GOT_NOTHING:
+    fx_fail_set(f, "network", "empty_reply", "%s", detail);
+    break;
+  case CURLE_PARTIAL_FILE:
+    fx_fail_set(f, "network", "truncated_body", "%s", detail);
+    break;
+  case CURLE_PEER_FAILED_VERIFICATION:
+    fx_fail_set(f, "tls", "tls_verify_failed", "%s", detail);
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+    fx_fail_set(f, "tls", "tls_error", "%s", detail);
+    break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    fx_fail_set(f, "usage", "unsupported_protocol", "%s", detail);
+    break;
+  case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_BAD_CONTENT_ENCODING:
+    fx_fail_set(f, "protocol", "bad_response", "%s", detail);
+    break;
+  default:
+    fx_fail_set(f, "network", "transport_error", "%s", detail);
+    break;
+  }
+}
+
+/* ---- headers and rate limits ---------------------------------------------------------------- */
+
+static void push_headers(lua_State *L, const fx_buf *h)
+{
+  size_t i = 0;
+  int t;
+  lua_newtable(L);
+  t = lua_gettop(L);
+  while (i < h->len) {
+    const char *line = h->data + i, *colon, *v, *e;
+    const char *end = memchr(line, '\n', h->len - i);
+    size_t llen = end ? (size_t)(end - line) : h->len - i, k;
+    i += llen + 1;
+    colon = memchr(line, ':', llen);
+    if (colon == NULL || colon == line) continue; /* status line, blank line */
+    v = colon + 1;
+    e = line + llen;
+    while (v < e && (*v == ' ' || *v == '\t')) v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) e--;
+    {
+      char name[128];
+      size_t nlen = (size_t)(colon - line);
+      if (nlen >= sizeof name) continue;
+      for (k = 0; k < nlen; k++) name[k] = (char)tolower((unsigned char)line[k]);
+      lua_pushlstring(L, name, nlen);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, t);
+      if (lua_isstring(L, -1)) { /* repeated header: join as RFC 9110 allows */
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(e - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(e - v));
+      }
+      lua_rawset(L, t);
+    }
+  }
+}
+
+static int header_int(const fx_buf *h, const char *name, long long *out)
+{
+  size_t n, i;
+  const char *v = fx_header_find(h, name, &n);
+  long long x = 0;
+  if (v == NULL || n == 0 || n > 18) return 0;
+  for (i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)v[i])) return 0;
+    x = x * 10 + (v[i] - '0');
+  }
+  *out = x;
+  return 1;
+}
+
+/* Pushes res.rate_limit (or nothing) and remembers it on the shared state. */
+static int push_rate_limit(lua_State *L, fx_request *r)
+{
+  long long limit, remaining, reset;
+  if (!header_int(&r->resp_headers, "x-ratelimit-limit", &limit) ||
+      !header_int(&r->resp_headers, "x-ratelimit-remaining", &remaining) ||
+      !header_int(&r->resp_headers, "x-ratelimit-reset", &reset))
+    return 0;
+  r->shared->rl_limit = limit;
+  r->shared->rl_remaining = remaining;
+  r->shared->rl_reset = reset;
+  r->shared->rl_known = 1;
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)limit);
+  lua_setfield(L, -2, "limit");
+  lua_pushinteger(L, (lua_Integer)remaining);
+  lua_setfield(L, -2, "remaining");
+  lua_pushinteger(L, (lua_Integer)reset);
+  lua_setfield(L, -2, "reset");
+  return 1;
+}
+
+static void push_res(lua_State *L, fx_request *r)
+{
+  size_t n;
+  const char *rid;
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, r->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &r->resp_headers);
+  lua_setfield(L, -2, "headers");
+  if (push_rate_limit(L, r)) lua_setfield(L, -2, "rate_limit");
+  rid = fx_header_find(&r->resp_headers, "x-request-id", &n);
+  if (rid != NULL) {
+    lua_pushlstring(L, rid, n);
+    lua_setfield(L, -2, "request_id");
+  }
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempts");
+  lua_pushnumber(L, fx_now() - r->started);
+  lua_setfield(L, -2, "elapsed");
+  lua_pushstring(L, r->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, r->url);
+  lua_setfield(L, -2, "url");
+}
+
+/* ---- bodies --------------------------------------------------------------------------------- */
+
+static int blank(const fx_buf *b)
+{
+  size_t i;
+  for (i = 0; i < b->len; i++)
+    if (!isspace((unsigned char)b->data[i])) return 0;
+  return 1;
+}
+
+/* application/json, or any type with a +json suffix (problem+json, vnd.api+json). */
+static int json_type(const char *ct, size_t n)
+{
+  size_t i, end = n;
+  for (i = 0; i < n; i++)
+    if (ct[i] == ';') {
+      end = i;
+      break;
+    }
+  while (end > 0 && ct[end - 1] == ' ') end--;
+  if (end == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
+  return end >= 5 && strncasecmp(ct + end - 5, "+json", 5) == 0;
+}
+
+/* Decodes the body; on failure sets f (kind decode) and pushes nothing. */
+static int decode_body(lua_State *L, fx_request *r, fx_fail *f)
+{
+  char msg[200];
+  fx_buf *scratch = fx_buf_push(L);
+  int rc = fx_json_decode(L, r->resp_body.data, r->resp_body.len, scratch, msg, sizeof msg);
+  if (rc != 0) {
+    size_t n;
+    const char *ct = fx_header_find(&r->resp_headers, "content-type", &n);
+    lua_pop(L, 1);
+    if (ct != NULL && !json_type(ct, n))
+      fx_fail_set(f, "decode", "not_json", "the response body is not JSON (Content-Type %.*s)",
+                  (int)(n > 80 ? 80 : n), ct);
+    else
+      fx_fail_set(f, "decode", "invalid_json", "the response body is not valid JSON: %s", msg);
+    return -1;
+  }
+  lua_remove(L, -2);
+  return 0;
+}
+
+static int is_int_number(lua_State *L, int idx)
+{
+  return lua_type(L, idx) == LUA_TNUMBER && fx_isinteger(L, idx);
+}
+
+/* Adds the normalised paging fields to the meta table at the top (raw fields stay). */
+static void normalise_meta(lua_State *L, int body)
+{
+  int meta = lua_gettop(L);
+  lua_getfield(L, meta, "current_page");
+  if (is_int_number(L, -1)) {
+    lua_Integer cur = fx_tointeger(L, -1), last = 0;
+    int has_last, has_more;
+    lua_getfield(L, meta, "last_page");
+    has_last = is_int_number(L, -1);
+    if (has_last) last = fx_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (has_last) {
+      has_more = cur < last;
+    } else { /* fall back to links.next */
+      lua_getfield(L, body, "links");
+      has_more = lua_istable(L, -1) && (lua_getfield(L, -1, "next"), lua_isstring(L, -1));
+      lua_settop(L, meta + 1);
+    }
+    lua_pushliteral(L, "page");
+    lua_setfield(L, meta, "style");
+    lua_pushboolean(L, has_more);
+    lua_setfield(L, meta, "has_more");
+    if (has_more) {
+      lua_pushinteger(L, cur + 1);
+      lua_setfield(L, meta, "next_page");
+    }
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, meta, "cursor");
+  lua_getfield(L, meta, "has_more");
+  if (!lua_isnil(L, -2) || !lua_isnil(L, -1)) {
+    int has_cursor = lua_type(L, -2) == LUA_TSTRING;
+    if (!has_cursor && !lua_isnil(L, -2)) { /* not a string: treat as absent, keep raw */
+      lua_pushnil(L);
+      lua_setfield(L, meta, "cursor");
+    }
+    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+      lua_pushboolean(L, has_cursor);
+      lua_setfield(L, meta, "has_more");
+    }
+    lua_pushliteral(L, "cursor");
+    lua_setfield(L, meta, "style");
+  }
+  lua_pop(L, 2);
+}
+
+/* Success: pushes data, meta. */
+static void push_success(lua_State *L, int body)
+{
+  if (lua_istable(L, body)) {
+    lua_getfield(L, body, "data");
+    if (!lua_isnil(L, -1)) {
+      lua_getfield(L, body, "meta");
+      if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+      }
+      normalise_meta(L, body);
+      lua_getfield(L, body, "success");
+      if (lua_isstring(L, -1))
+        lua_setfield(L, -2, "success");
+      else
+        lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, body);
+  lua_newtable(L);
+}
+
+/* HTTP error: fills f from an API error body {error, message} when there is one, and leaves
+ * the decoded body on the stack (*body_idx) for err.body. */
+static void http_fail(lua_State *L, fx_request *r, fx_fail *f, int *body_idx)
+{
+  const char *kind = r->status == 401 ? "auth" : r->status == 429 ? "limit" : "http";
+  const char *code = r->status == 429 ? "rate_limit_exceeded" : r->status == 401 ? "unauthorized" : NULL;
+  const char *msg;
+  fx_fail ignored;
+  *body_idx = 0;
+  if (blank(&r->resp_body)) {
+    fx_fail_set(f, kind, code ? code : "empty_body", "HTTP %ld %s (empty body)", r->status,
+                reason(r->status));
+    return;
+  }
+  if (decode_body(L, r, &ignored) != 0 || !lua_istable(L, -1)) {
+    size_t n;
+    const char *ct = fx_header_find(&r->resp_headers, "content-type", &n);
+    if (!ct) n = 0;
+    fx_fail_set(f, kind, code ? code : "non_json_body", "HTTP %ld %s (%.*s body)", r->status,
+                reason(r->status), ct ? (int)(n > 60 ? 60 : n) : 8, ct ? ct : "non-JSON");
+    return;
+  }
+  *body_idx = lua_gettop(L);
+  lua_getfield(L, *body_idx, "error");
+  if (lua_type(L, -1) == LUA_TSTRING) code = lua_tostring(L, -1);
+  lua_getfield(L, *body_idx, "message");
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_getfield(L, *body_idx, "error_description");
+  }
+  msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : reason(r->status);
+  fx_fail_set(f, kind, code ? code : "http_error", "%s", msg);
+  lua_pop(L, 2);
+}
+
+int fx_finish(lua_State *L, fx_client *c, fx_request *r)
+{
+  fx_fail f;
+  (void)c;
+  if (r->result != CURLE_OK) {
+    transport_fail(r, &f);
+    r->status = 0; /* no complete response */
+    return fx_error_return(L, &f, r);
+  }
+  if (r->status >= 200 && r->status < 300) {
+    int body;
+    if (blank(&r->resp_body)) {
+      lua_pushboolean(L, 1);
+      lua_newtable(L);
+      push_res(L, r);
+      return 3;
+    }
+    if (decode_body(L, r, &f) != 0) return fx_error_return(L, &f, r);
+    body = lua_gettop(L);
+    push_success(L, body);
+    push_res(L, r);
+    return 3;
+  }
+  if (r->status >= 300 && r->status < 400) {
+    size_t n;
+    const char *loc = fx_header_find(&r->resp_headers, "location", &n);
+    fx_fail_set(&f, "protocol", "redirect", "unexpected redirect (HTTP %ld) to %.*s; redirects are not followed",
+                r->status, loc ? (int)(n > 300 ? 300 : n) : 9, loc ? loc : "(nowhere)");
+    return fx_error_return(L, &f, r);
+  }
+  if (r->status >= 400) {
+    int body;
+    http_fail(L, r, &f, &body);
+    lua_pushnil(L);
+    fx_error_push(L, &f, r);
+    if (body != 0) {
+      lua_pushvalue(L, body);
+      lua_setfield(L, -2, "body");
+    }
+    return 2;
+  }
+  fx_fail_set(&f, "protocol", "bad_status", "unexpected HTTP status %ld", r->status);
+  return fx_error_return(L, &f, r);
+}
