@@ -39,11 +39,7 @@ static void client_release(lua_State *L, fx_client *c)
   if (c->shared != NULL) {
     fx_shared *S = c->shared;
     c->shared = NULL;
-    if (S->refs == 1 && S->on_token_ref != LUA_NOREF) {
-      luaL_unref(L, LUA_REGISTRYINDEX, S->on_token_ref);
-      S->on_token_ref = LUA_NOREF;
-    }
-    fx_shared_release(S);
+    fx_shared_release(L, S);
   }
   free(c->base_url);
   free(c->prefix);
@@ -191,7 +187,7 @@ static char *dup_or_raise(lua_State *L, const char *s)
 
 /* Secrets and tokens go into header lines and form bodies: refuse anything that could break
  * out of them. The value itself is never echoed. */
-static int token_chars_ok(const char *s)
+int fx_token_chars_ok(const char *s)
 {
   for (; *s; s++)
     if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return 0;
@@ -202,7 +198,7 @@ static void set_secret(lua_State *L, int idx, const char *fname, const char *k, 
 {
   const char *s = opt_str(L, idx, k);
   if (s == NULL) return;
-  if (*s == '\0' || !token_chars_ok(s))
+  if (*s == '\0' || !fx_token_chars_ok(s))
     luaL_error(L, "%s: option '%s' must be non-empty printable ASCII without spaces", fname, k);
   free(*dst);
   *dst = dup_or_raise(L, s);
@@ -254,7 +250,8 @@ static void apply_prefix(lua_State *L, int idx, const char *fname, fx_client *c)
   c->prefix = NULL;
   if (n == 0) return;
   if (strcspn(p, "?#% \t\r\n") < n) luaL_error(L, "%s: option 'prefix' must be a plain path", fname);
-  c->prefix = dup_or_raise(L, lua_pushlstring(L, p, n));
+  lua_pushlstring(L, p, n);
+  c->prefix = dup_or_raise(L, lua_tostring(L, -1));
   lua_pop(L, 1);
 }
 
@@ -474,13 +471,38 @@ static int client_with(lua_State *L)
 
 /* ---- calls -------------------------------------------------------------------------------- */
 
+static int error_on_top(lua_State *L)
+{
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* One call: refresh a token about to expire, prepare, run; on a 401 with a refreshable token,
+ * refresh once (unless another call already did) and replay once; then finish. */
 static int client_call(lua_State *L, fx_client *c, fx_spec *s)
 {
   fx_fail f;
-  fx_request *r = fx_request_new(L, c);
-  if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
-  if (fx_transport_run(r, &f) != 0) return fx_error_return(L, &f, r);
+  fx_request *r;
+  int replayed = 0, earlier = 0;
+  if (!s->no_auth && fx_oauth_before(L, c) != 0) return error_on_top(L);
+  for (;;) {
+    r = fx_request_new(L, c);
+    if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
+    if (fx_transport_run(r, &f) != 0) return fx_error_return(L, &f, r);
+    r->attempts += earlier;
+    if (r->status != 401 || replayed || s->no_auth || !fx_oauth_can_refresh(c->shared)) break;
+    replayed = 1;
+    earlier = r->attempts;
+    if (r->token_serial == c->shared->token_serial && fx_oauth_refresh(L, c) != 0)
+      return error_on_top(L);
+  }
   return fx_finish(L, c, r);
+}
+
+int fx_client_call(lua_State *L, fx_client *c, fx_spec *s)
+{
+  return client_call(L, c, s);
 }
 
 /* Per-call options of get/post/...: query (delete only), headers, tenant, timeouts. */
@@ -645,6 +667,7 @@ void flextell_client_open(lua_State *L)
   luaL_newlib(L, client_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
+  flextell_oauth_open(L);
   lua_setfield(L, -3, "Client"); /* module.Client: the methods table, for the Lua layer */
   lua_pushstring(L, FX_CLIENT_MT);
   lua_setfield(L, -2, "__name");

@@ -12,5 +12,6 @@ int luaopen_flextell_core(lua_State *L)
   flextell_error_open(L);
   flextell_request_open(L);
   flextell_client_open(L);
+  flextell_file_open(L);
   return 1;
 }

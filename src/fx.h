@@ -92,6 +92,7 @@ typedef struct fx_request {
   fx_buf resp_body;
   fx_buf resp_headers; /* raw header lines of the final response */
   char errbuf[CURL_ERROR_SIZE];
+  unsigned long token_serial; /* which token the request carries */
   double retry_after;  /* seconds, < 0 when absent */
   char retry_reason[64];
   int retries_log_ref;
@@ -99,6 +100,9 @@ typedef struct fx_request {
 
 /* client.c */
 fx_client *fx_client_check(lua_State *L, int idx);
+struct fx_spec;
+int fx_client_call(lua_State *L, fx_client *c, struct fx_spec *s); /* data, meta, res | nil, err */
+int fx_token_chars_ok(const char *s);
 void flextell_client_open(lua_State *L);
 char *fx_strdup(const char *s);
 double fx_now(void);       /* monotonic seconds */
@@ -114,6 +118,7 @@ void flextell_error_open(lua_State *L);
 typedef struct fx_spec {
   const char *method;
   const char *path;
+  const char *url;    /* internal: an absolute URL (the token endpoint) instead of a path */
   int query, body, headers, form, multipart; /* stack indices, 0 = none */
   int has_tenant;
   long long tenant;
@@ -134,10 +139,19 @@ void flextell_request_open(lua_State *L);
 
 /* transport.c */
 int fx_transport_run(fx_request *r, fx_fail *f); /* blocking: until done; 0 ok, -1 failed */
-void fx_shared_release(fx_shared *S);
+void fx_shared_release(lua_State *L, fx_shared *S);
 fx_shared *fx_shared_new(void);
 void fx_easy_release(fx_shared *S, CURL *easy);
 const char *fx_header_find(const fx_buf *h, const char *name, size_t *len);
+
+/* oauth.c */
+int fx_oauth_before(lua_State *L, fx_client *c);      /* 0, or -1 with an error pushed */
+int fx_oauth_can_refresh(const fx_shared *S);
+int fx_oauth_refresh(lua_State *L, fx_client *c);     /* 0, or -1 with an error pushed */
+void flextell_oauth_open(lua_State *L);                /* adds methods to the table at top */
+
+/* file.c */
+void flextell_file_open(lua_State *L);
 
 /* response.c: finish */
 int fx_finish(lua_State *L, fx_client *c, fx_request *r);

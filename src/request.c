@@ -108,7 +108,7 @@ static int request_gc(lua_State *L)
   fx_buf_free(&r->resp_body);
   fx_buf_free(&r->resp_headers);
   if (r->shared != NULL) {
-    fx_shared_release(r->shared);
+    fx_shared_release(L, r->shared);
     r->shared = NULL;
   }
   return 0;
@@ -437,12 +437,21 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 
 /* ---- prepare -------------------------------------------------------------------------------- */
 
-static int build_url(lua_State *L, fx_client *c, const char *path, int query, fx_request *r,
-                     fx_fail *f)
+static int build_url(lua_State *L, fx_client *c, const char *path, const char *url_override,
+                     int query, fx_request *r, fx_fail *f)
 {
   fx_buf *u = fx_buf_push(L);
-  size_t i, n = strlen(path);
+  size_t i, n = path ? strlen(path) : 0;
   int oom = 0;
+  if (url_override != NULL) {
+    r->url = fx_strdup(url_override);
+    if (r->url == NULL) {
+      fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
+      return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+  }
   if (n == 0) {
     fx_fail_set(f, "usage", "invalid_path", "the path is empty");
     return -1;
@@ -507,10 +516,11 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   r->max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
   r->deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the run starts */
 
-  if (build_url(L, c, s->path, s->query, r, f) != 0) return -1;
+  if (build_url(L, c, s->path, s->url, s->query, r, f) != 0) return -1;
 
   if (header_setf(L, r, "Accept: %s", "application/json", f) != 0) return -1;
   if (header_setf(L, r, "User-Agent: %s", c->user_agent, f) != 0) return -1;
+  r->token_serial = S->token_serial;
   if (!s->no_auth && S->access_token != NULL &&
       header_setf(L, r, "Authorization: Bearer %s", S->access_token, f) != 0)
     return -1;

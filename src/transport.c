@@ -55,10 +55,11 @@ static void free_secret(char **p)
   }
 }
 
-void fx_shared_release(fx_shared *S)
+void fx_shared_release(lua_State *L, fx_shared *S)
 {
   int i;
   if (--S->refs > 0) return;
+  if (S->on_token_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, S->on_token_ref);
   for (i = 0; i < S->nidle; i++) curl_easy_cleanup(S->idle[i]);
   S->nidle = 0;
   curl_multi_cleanup(S->multi);

@@ -6,6 +6,7 @@ local core = require "flextell.core"
 local pager = require "flextell.pager"
 local resource = require "flextell.resource"
 local to_curl = require "flextell.to_curl"
+local token_file = require "flextell.token_file"
 
 local package = package
 
@@ -35,6 +36,9 @@ end
 --- Creates a client; see the README for the options. Raises on unknown or mistyped options
 -- (the error points at the caller's line, so it is the C function itself).
 M.new = core.new
+
+--- A token store on disk; see flextell/token_file.lua.
+M.token_file = token_file.new
 
 --- True when v is a flextell.Error.
 function M.is_error(v)

@@ -21,7 +21,11 @@ end
 local function item_path(self, id)
   local bad
   if type(id) == "string" then
-    if id == "" or id == "." or id == ".." then bad = "the id " .. (id == "" and "is empty" or "'" .. id .. "' is not allowed") end
+    if id == "" then
+      bad = "the id is empty"
+    elseif id == "." or id == ".." then
+      bad = "the id '" .. id .. "' is not allowed"
+    end
   elseif not is_integer(id) then
     bad = "the id must be a string or an integer, got " .. (type(id) == "number" and "a float" or type(id))
   end
