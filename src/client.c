@@ -257,28 +257,32 @@ static void apply_prefix(lua_State *L, int idx, const char *fname, fx_client *c)
 
 static void apply_headers(lua_State *L, int idx, const char *fname, fx_client *c)
 {
-  int h;
+  const char *keys[FX_MAX_KEYS];
+  int h, i, n;
   lua_getfield(L, idx, "headers");
   h = lua_gettop(L);
-  if (lua_istable(L, h)) {
-    lua_pushnil(L);
-    while (lua_next(L, h) != 0) {
-      size_t nl, vl;
-      const char *name, *value;
-      struct curl_slist *next;
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
-      name = lua_tolstring(L, -2, &nl);
-      value = lua_tolstring(L, -1, &vl);
-      if (!fx_header_valid(name, nl, value, vl))
-        luaL_error(L, "%s: header '%s' has an invalid name or value", fname,
-                   fx_header_valid(name, nl, "", 0) ? name : "?");
-      lua_pushfstring(L, "%s: %s", name, value);
-      next = curl_slist_append(c->headers, lua_tostring(L, -1));
-      if (next == NULL) luaL_error(L, "not enough memory");
-      c->headers = next;
-      lua_pop(L, 2);
-    }
+  if (!lua_istable(L, h)) {
+    lua_pop(L, 1);
+    return;
+  }
+  n = fx_sorted_keys(L, h, keys, FX_MAX_KEYS);
+  if (n < 0) luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
+  for (i = 0; i < n; i++) {
+    size_t nl = strlen(keys[i]), vl;
+    const char *value;
+    struct curl_slist *next;
+    lua_getfield(L, h, keys[i]);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
+    value = lua_tolstring(L, -1, &vl);
+    if (!fx_header_valid(keys[i], nl, value, vl))
+      luaL_error(L, "%s: header '%s' has an invalid name or value", fname,
+                 fx_header_valid(keys[i], nl, "", 0) ? keys[i] : "?");
+    lua_pushfstring(L, "%s: %s", keys[i], value);
+    next = curl_slist_append(c->headers, lua_tostring(L, -1));
+    if (next == NULL) luaL_error(L, "not enough memory");
+    c->headers = next;
+    lua_pop(L, 2);
   }
   lua_pop(L, 1);
 }

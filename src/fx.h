@@ -14,6 +14,7 @@
 #define FX_DEFAULT_BASE_URL "https://dev.flextell.ai/api"
 #define FX_MAX_HEADER_BYTES (64 * 1024)
 #define FX_POOL_SIZE 8
+#define FX_MAX_KEYS 256 /* query parameters or headers in one table */
 
 /* What went wrong, before it becomes a flextell.Error table. */
 typedef struct fx_fail {
@@ -134,6 +135,7 @@ fx_request *fx_request_new(lua_State *L, fx_client *c);
 int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_fail *f);
 int fx_url_escape(fx_buf *b, const char *s, size_t n, int keep_slash);
 int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f);
+int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max);
 int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vlen);
 void flextell_request_open(lua_State *L);
 

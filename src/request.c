@@ -218,29 +218,38 @@ static int key_cmp(const void *a, const void *b)
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Encodes a table as k=v&k=v with keys sorted (stable URLs: caches and logs agree). A list
- * value repeats its key; nil and flextell.null leave the key out. */
-int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
+/* The string keys of the table at idx in byte order (maps become deterministic: URLs, headers
+ * and logs agree run to run). Returns the count, or -1 for a non-string key or more than max. */
+int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max)
 {
-  const char *keys[256];
-  int nkeys = 0, i, first = b->len == 0 || b->data[b->len - 1] == '?';
+  int n = 0;
   idx = fx_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
+    if (lua_type(L, -1) != LUA_TSTRING || n == max) {
       lua_pop(L, 1);
-      fx_fail_set(f, "usage", "invalid_query", "query keys must be strings");
       return -1;
     }
-    if (nkeys == (int)(sizeof keys / sizeof keys[0])) {
-      lua_pop(L, 1);
-      fx_fail_set(f, "usage", "invalid_query", "too many query parameters");
-      return -1;
-    }
-    keys[nkeys++] = lua_tostring(L, -1); /* kept alive by the table */
+    keys[n++] = lua_tostring(L, -1); /* kept alive by the table */
   }
-  qsort(keys, (size_t)nkeys, sizeof keys[0], key_cmp);
+  qsort(keys, (size_t)n, sizeof keys[0], key_cmp);
+  return n;
+}
+
+/* Encodes a table as k=v&k=v with keys sorted. A list value repeats its key; nil and
+ * flextell.null leave the key out. */
+int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
+{
+  const char *keys[FX_MAX_KEYS];
+  int nkeys, i, first = b->len == 0 || b->data[b->len - 1] == '?' || b->data[b->len - 1] == '&';
+  idx = fx_absindex(L, idx);
+  nkeys = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
+  if (nkeys < 0) {
+    fx_fail_set(f, "usage", "invalid_query", "query keys must be strings (at most %d)", FX_MAX_KEYS);
+    return -1;
+  }
+
   for (i = 0; i < nkeys; i++) {
     int v, rc = 0;
     lua_getfield(L, idx, keys[i]);
@@ -326,16 +335,22 @@ static int header_setf(lua_State *L, fx_request *r, const char *fmt, const char 
 
 static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
 {
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    size_t nl = 0, vl = 0;
-    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nl) : NULL;
-    const char *value = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vl) : "";
-    int remove = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-    if (name == NULL || (!remove && lua_type(L, -1) != LUA_TSTRING) ||
-        !fx_header_valid(name, nl, value, vl)) {
-      int named = name != NULL && fx_header_valid(name, nl, "", 0);
-      lua_pop(L, 2);
+  const char *keys[FX_MAX_KEYS];
+  int i, n = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
+  if (n < 0) {
+    fx_fail_set(f, "usage", "invalid_header", "header names must be strings (at most %d)", FX_MAX_KEYS);
+    return -1;
+  }
+  for (i = 0; i < n; i++) {
+    size_t nl = strlen(keys[i]), vl = 0;
+    const char *name = keys[i], *value;
+    int remove;
+    lua_getfield(L, idx, name);
+    remove = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    value = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vl) : "";
+    if ((!remove && lua_type(L, -1) != LUA_TSTRING) || !fx_header_valid(name, nl, value, vl)) {
+      int named = fx_header_valid(name, nl, "", 0);
+      lua_pop(L, 1);
       fx_fail_set(f, "usage", "invalid_header", "header %s%s%s has an invalid name or value",
                   named ? "'" : "", named ? name : "(unnamed)", named ? "'" : "");
       return -1;
@@ -345,7 +360,7 @@ static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
     } else {
       lua_pushfstring(L, "%s: %s", name, value);
       if (header_set(&r->headers, lua_tostring(L, -1)) != 0) {
-        lua_pop(L, 3);
+        lua_pop(L, 2);
         fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
         return -1;
       }
