@@ -1,0 +1,103 @@
+-- Entry points called from the generated nginx.conf.
+local state = require "flextell.sandbox.state"
+local http = require "flextell.sandbox.http"
+local auth = require "flextell.sandbox.auth"
+local echo = require "flextell.sandbox.echo"
+local control = require "flextell.sandbox.control"
+local faults = require "flextell.sandbox.faults"
+local sha256 = require "flextell.sandbox.sha256"
+local api = require "flextell.sandbox.api"
+
+local M = {}
+
+local MAX_LOGGED_BODY = 64 * 1024
+
+-- init_by_lua: runs in the master before the worker forks.
+function M.init(config_path)
+  state.init(config_path)
+end
+
+-- init_worker_by_lua: the launcher kills the worker too when the master cannot be stopped.
+function M.init_worker()
+  local f = io.open(ngx.config.prefix() .. "logs/worker.pid", "w")
+  if f then
+    f:write(ngx.worker.pid(), "\n")
+    f:close()
+  end
+end
+
+local function log_request(ctx)
+  local body = ctx.body
+  local tenant = ctx.headers["x-tenant"]
+  local entry = {
+    id = ngx.ctx.request_id,
+    time = ngx.now(),
+    method = ctx.method,
+    path = ctx.path,
+    uri = ctx.uri,
+    tenant = type(tenant) == "string" and (tonumber(tenant) or tenant) or nil,
+    authorization = ctx.headers["authorization"] ~= nil,
+    body_size = #body,
+    body_sha256 = sha256.hex(body),
+    body = #body <= MAX_LOGGED_BODY and body or nil,
+  }
+  ngx.ctx.log_entry = state.append_log(entry)
+end
+
+local function dispatch_api(ctx)
+  if not auth.rate_limit(ctx) then return end
+  if ctx.segments[2] == "_echo" then return echo.handle(ctx) end
+  local grant = auth.authenticate(ctx)
+  if not grant then return end
+  local route, params = api:find(ctx.method, ctx.segments, 2)
+  if not route then
+    if #params > 0 then
+      return http.error(405, "method_not_allowed", ctx.method .. " is not allowed on " .. ctx.path .. ".",
+        nil, { Allow = table.concat(params, ", ") })
+    end
+    return http.error(404, "not_found", "No such endpoint: " .. ctx.method .. " " .. ctx.path .. ".")
+  end
+  if not auth.check_scope(grant, route.opts.scope) then return end
+  ctx.grant = grant
+  if route.opts.tenant == "ignored" then
+    ctx.tenant = auth.DEFAULT_TENANT
+  else
+    ctx.tenant = auth.tenant(ctx, route.opts.tenant == "required")
+    if not ctx.tenant then return end
+  end
+  return route.handler(ctx, params)
+end
+
+local function handle()
+  local ctx = http.context()
+  local area = ctx.segments[1]
+  if area == "_sandbox" then return control.handle(ctx) end
+  ngx.ctx.request_id = state.next_request_id()
+  http.add_header("X-Request-Id", ngx.ctx.request_id)
+  if area ~= "api" and area ~= "oauth" then
+    return http.error(404, "not_found", "No such endpoint: " .. ctx.method .. " " .. ctx.path .. ".")
+  end
+  log_request(ctx)
+  if faults.apply(ctx) then return end
+  if area == "oauth" then
+    local ok, oauth = pcall(require, "flextell.sandbox.oauth")
+    if not ok then return http.error(404, "not_found", "OAuth is not available yet.") end
+    return oauth.handle(ctx)
+  end
+  return dispatch_api(ctx)
+end
+
+-- A bug in a handler still answers in the API's error shape, so a client spec sees a 500 it can
+-- name instead of nginx's HTML page; the traceback goes to the error log.
+function M.run()
+  local ok, err = xpcall(handle, debug.traceback)
+  if not ok then
+    ngx.log(ngx.ERR, err)
+    if not ngx.headers_sent then
+      return http.error(500, "server_error", "The sandbox failed to handle this request; see its error.log.")
+    end
+    return ngx.exit(ngx.ERROR)
+  end
+end
+
+return M

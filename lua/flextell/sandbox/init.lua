@@ -1,0 +1,587 @@
+-- flextell.sandbox: starts and stops the local Flextell-compatible server (nginx + the Lua module)
+-- that the specs, the demo and the benchmarks run against. Plain Lua for lua5.4 and LuaJIT: it
+-- only writes files and runs nginx, openssl and curl through the shell.
+local io, os, string, table, math = io, os, string, table, math
+local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error =
+  type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error
+local concat, format = table.concat, string.format
+
+local json = require("cjson.safe").new()
+
+local M = { _VERSION = "0.1.0" }
+
+local DEFAULTS = {
+  tls = true,
+  prefix = nil,
+  token_ttl = 3600,
+  rate_limit = 1000,
+  rate_window = 60,
+  auto_approve = false,
+  tokens = { "sandbox-token" },
+  quiet = true,
+  port = nil,
+  tls_port = nil,
+  watch = true,
+  log_level = "warn",
+}
+
+local CLIENT = {
+  client_id = "sandbox-client",
+  client_secret = "sandbox-secret",
+  redirect_uri = "http://127.0.0.1/callback",
+}
+
+-- shell helpers ---------------------------------------------------------------------------
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- os.execute returns a status number on Lua 5.1/LuaJIT and true/nil on 5.2+.
+local function run(cmd)
+  local a, _, code = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true and (code == nil or code == 0)
+end
+
+local function capture(cmd)
+  local p = io.popen(cmd, "r")
+  if not p then return nil end
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, data)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  f:write(data)
+  f:close()
+  return true
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function tail(path, n)
+  local s = read_file(path)
+  if not s or s == "" then return "" end
+  local lines = {}
+  for line in s:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return concat(lines, "\n", math.max(1, #lines - n + 1))
+end
+
+-- Lua 5.4's cjson 2.1.0 decodes every number as a float; specs compare ids and counts exactly.
+local tointeger = math.tointeger
+local function integers(v)
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = integers(x) end
+  elseif type(v) == "number" and tointeger and v == math.floor(v) and v > -2^53 and v < 2^53 then
+    return tointeger(v)
+  end
+  return v
+end
+
+local function random_u32()
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    local b = f:read(4)
+    f:close()
+    if b and #b == 4 then
+      local x1, x2, x3, x4 = b:byte(1, 4)
+      return ((x1 * 256 + x2) * 256 + x3) * 256 + x4
+    end
+  end
+  return math.floor(os.time() + os.clock() * 1e6) % 4294967296
+end
+
+-- where things are --------------------------------------------------------------------------
+
+-- The directory that holds flextell/sandbox/*.lua, absolute: nginx's lua_package_path points
+-- there, so a checkout runs its own server code and an installed copy runs the installed one.
+local function lua_root()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:match("^@(.*)flextell[/\\]sandbox[/\\]init%.lua$")
+  if not dir then
+    local path = package.searchpath and package.searchpath("flextell.sandbox.app", package.path)
+    dir = path and path:match("^(.*)flextell[/\\]sandbox[/\\]app%.lua$")
+  end
+  if not dir then return nil, "cannot locate the flextell/sandbox directory" end
+  if dir == "" then dir = "./" end
+  if dir:sub(1, 1) ~= "/" then
+    local cwd = (capture("pwd") or ""):gsub("%s+$", "")
+    dir = cwd .. "/" .. dir:gsub("^%./", "")
+  end
+  return dir
+end
+
+local function find_nginx()
+  local env = os.getenv("FLEXTELL_NGINX")
+  if env and env ~= "" then return env end
+  local out = capture('PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin:/usr/local/openresty/nginx/sbin" ' ..
+    "command -v nginx openresty 2>/dev/null")
+  local path = out and out:match("[^\n]+")
+  if not path then return nil, "nginx not found (install nginx and libnginx-mod-http-lua, or set FLEXTELL_NGINX)" end
+  return path
+end
+
+-- load_module lines for a distribution nginx whose Lua module is dynamic; none when the binary
+-- has it built in (OpenResty).
+local function module_lines(nginx)
+  local v = capture(quote(nginx) .. " -V 2>&1") or ""
+  if v:find("lua%-nginx%-module") or v:find("openresty") then return "" end
+  local dirs = {}
+  local env = os.getenv("FLEXTELL_NGINX_MODULES")
+  if env and env ~= "" then dirs[#dirs + 1] = env end
+  local mp = v:match("%-%-modules%-path=(%S+)")
+  if mp then dirs[#dirs + 1] = mp end
+  local np = v:match("%-%-prefix=(%S+)")
+  if np then dirs[#dirs + 1] = np .. "/modules" end
+  for _, d in ipairs(dirs) do
+    if exists(d .. "/ngx_http_lua_module.so") then
+      local lines = {}
+      if exists(d .. "/ndk_http_module.so") then
+        lines[#lines + 1] = format('load_module "%s/ndk_http_module.so";', d)
+      end
+      lines[#lines + 1] = format('load_module "%s/ngx_http_lua_module.so";', d)
+      return concat(lines, "\n")
+    end
+  end
+  return nil, "nginx's Lua module (ngx_http_lua_module.so) not found: install libnginx-mod-http-lua " ..
+    "or set FLEXTELL_NGINX_MODULES"
+end
+
+local function ipv6_loopback()
+  local s = read_file("/proc/net/if_inet6")
+  return s ~= nil and s:find("00000000000000000000000000000001", 1, true) ~= nil
+end
+
+-- Ports something already listens on, so a random pick rarely collides (nginx takes 2.5 s to
+-- give up on a busy port).
+local function busy_ports()
+  local busy = {}
+  for _, file in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
+    local s = read_file(file)
+    if s then
+      for port, st in s:gmatch("%x+:(%x%x%x%x) %x+:%x+ (%x%x)") do
+        if st == "0A" then busy[tonumber(port, 16)] = true end
+      end
+    end
+  end
+  return busy
+end
+
+local function pick_port(taken)
+  local busy = busy_ports()
+  for _ = 1, 200 do
+    local p = 20000 + random_u32() % 41000
+    if not busy[p] and not taken[p] then return p end
+  end
+  return 20000 + random_u32() % 41000
+end
+
+-- TLS --------------------------------------------------------------------------------------
+
+-- A throw-away CA and a server certificate for 127.0.0.1, ::1 and localhost, all inside the prefix.
+local function make_certs(dir)
+  local ext = concat({
+    "basicConstraints=critical,CA:FALSE",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+    "extendedKeyUsage=serverAuth",
+    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost",
+    "subjectKeyIdentifier=hash",
+    "authorityKeyIdentifier=keyid,issuer",
+  }, "\n") .. "\n"
+  assert(write_file(dir .. "/server.ext", ext))
+  local q = function(name) return quote(dir .. "/" .. name) end
+  local env = "RANDFILE=" .. q(".rnd") .. " "
+  local cmds = {
+    env .. "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 30" ..
+      " -subj '/CN=lua-flextell sandbox CA' -keyout " .. q("ca.key") .. " -out " .. q("ca.pem") ..
+      " -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign'" ..
+      " -addext 'subjectKeyIdentifier=hash'",
+    env .. "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=localhost'" ..
+      " -keyout " .. q("server.key") .. " -out " .. q("server.csr"),
+    env .. "openssl x509 -req -sha256 -days 30 -in " .. q("server.csr") .. " -CA " .. q("ca.pem") ..
+      " -CAkey " .. q("ca.key") .. format(" -set_serial 0x%08x%08x", random_u32(), random_u32()) ..
+      " -extfile " .. q("server.ext") .. " -out " .. q("server.pem"),
+  }
+  for _, cmd in ipairs(cmds) do
+    if not run(cmd .. " >>" .. q("openssl.log") .. " 2>&1") then
+      return nil, "openssl failed: " .. tail(dir .. "/openssl.log", 5)
+    end
+  end
+  return {
+    ca_file = dir .. "/ca.pem",
+    cert = dir .. "/server.pem",
+    key = dir .. "/server.key",
+  }
+end
+
+-- nginx.conf ---------------------------------------------------------------------------------
+
+local function lua_string(s)
+  return "[==[" .. s .. "]==]"
+end
+
+local function nginx_conf(h, o, modules, root, user_root, v6)
+  local p = h.prefix
+  local function listen(port, extra)
+    local l = { format("    listen 127.0.0.1:%d%s;", port, extra) }
+    if v6 then l[2] = format("    listen [::1]:%d%s;", port, extra) end
+    return concat(l, "\n")
+  end
+  local location = [[
+    location / {
+      content_by_lua_block { require("flextell.sandbox.app").run() }
+    }]]
+  local lines = {
+    "# Written by flextell.sandbox for one sandbox run; everything it uses lives under this prefix.",
+    user_root and "user root;" or "",
+    "worker_processes 1;",
+    "daemon on;",
+    "master_process on;",
+    format('pid "%s/logs/nginx.pid";', p),
+    format('lock_file "%s/logs/nginx.lock";', p),
+    format('error_log "%s/logs/error.log" %s;', p, o.log_level),
+    modules,
+    "events { worker_connections 1024; }",
+    "http {",
+    "  access_log off;",
+    "  server_tokens off;",
+    format('  client_body_temp_path "%s/tmp/body";', p),
+    format('  proxy_temp_path "%s/tmp/proxy";', p),
+    format('  fastcgi_temp_path "%s/tmp/fastcgi";', p),
+    format('  uwsgi_temp_path "%s/tmp/uwsgi";', p),
+    format('  scgi_temp_path "%s/tmp/scgi";', p),
+    "  client_max_body_size 256m;",
+    "  client_body_buffer_size 1m;",
+    "  keepalive_requests 100000;",
+    "  lua_socket_log_errors off;",
+    format('  lua_package_path "%s?.lua;%s?/init.lua;;";', root, root),
+    format("  init_by_lua_block { require(\"flextell.sandbox.app\").init(%s) }",
+      lua_string(p .. "/conf/sandbox.json")),
+    '  init_worker_by_lua_block { require("flextell.sandbox.app").init_worker() }',
+    "  server {",
+    listen(h.port, ""),
+    location,
+    "  }",
+  }
+  if h.tls_port then
+    local more = {
+      "  server {",
+      listen(h.tls_port, " ssl"),
+      format('    ssl_certificate "%s";', h.cert),
+      format('    ssl_certificate_key "%s";', h.key),
+      "    ssl_protocols TLSv1.2 TLSv1.3;",
+      location,
+      "  }",
+    }
+    for _, l in ipairs(more) do lines[#lines + 1] = l end
+  end
+  lines[#lines + 1] = "}"
+  return concat(lines, "\n") .. "\n"
+end
+
+-- process control ------------------------------------------------------------------------------
+
+-- A zombie still answers kill -0; /proc tells it apart, where there is a /proc.
+local SH_ALIVE = [[alive() { kill -0 "$1" 2>/dev/null || return 1; ]] ..
+  [[if [ -r "/proc/$1/stat" ]; then read -r s < "/proc/$1/stat"; case "${s##*) }" in Z*) return 1;; esac; fi; ]] ..
+  [[return 0; }; ]]
+
+-- Fast shutdown of the master, then of anything that survived; waits until they are gone.
+local function stop_script(prefix)
+  local logs = quote(prefix .. "/logs")
+  return SH_ALIVE ..
+    "m=$(cat " .. logs .. "/nginx.pid 2>/dev/null); w=$(cat " .. logs .. "/worker.pid 2>/dev/null); " ..
+    'if [ -n "$m" ]; then kill -TERM "$m" 2>/dev/null; i=0; ' ..
+    'while alive "$m" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ' ..
+    'alive "$m" && kill -KILL "$m" 2>/dev/null; fi; ' ..
+    'if [ -n "$w" ]; then i=0; while alive "$w" && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; ' ..
+    'alive "$w" && kill -KILL "$w" 2>/dev/null; fi; true'
+end
+
+local function kill_nginx(prefix)
+  return run("sh -c " .. quote(stop_script(prefix)) .. " >/dev/null 2>&1")
+end
+
+-- A watchdog shell that stops nginx when the owning Lua process dies without calling stop
+-- (a crashed or killed spec run), so no nginx outlives its owner.
+local function spawn_watchdog(h)
+  local owner = (capture("echo $PPID") or ""):match("%d+")
+  if not owner then return end
+  local mark = quote(h.prefix .. "/.watched")
+  local cleanup = h.remove_prefix and ("rm -rf " .. quote(h.prefix)) or ("rm -f " .. mark)
+  local script = "trap '' INT HUP TERM; " .. SH_ALIVE ..
+    "while alive " .. owner .. " && [ -e " .. mark .. " ]; do sleep 1; done; " ..
+    "if [ -e " .. mark .. " ]; then " .. stop_script(h.prefix) .. "; " .. cleanup .. "; fi"
+  write_file(h.prefix .. "/.watched", owner .. "\n")
+  run("sh -c " .. quote(script) .. " </dev/null >/dev/null 2>&1 &")
+end
+
+-- the handle -----------------------------------------------------------------------------------
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+Sandbox.__name = "flextell.Sandbox"
+
+function Sandbox:__tostring()
+  return format("flextell.Sandbox (%s%s)", self.url, self.stopped and ", stopped" or "")
+end
+
+local function percent(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
+end
+
+-- HTTP to the control API: decoded JSON (true for 204), or nil, err.
+function Sandbox:control(method, path, body)
+  if self.stopped then return nil, "the sandbox is stopped" end
+  if path:sub(1, 1) ~= "/" then path = "/_sandbox/" .. path end
+  local cmd = { "curl -sS --noproxy '*' --max-time 30 -X", quote(method:upper()),
+    "-H 'Accept: application/json'", "-w '\\n%{http_code}'" }
+  if body ~= nil then
+    local text = type(body) == "string" and body or json.encode(body)
+    if not text then return nil, "cannot encode the control request body" end
+    cmd[#cmd + 1] = "-H 'Content-Type: application/json' --data-binary " .. quote(text)
+  end
+  cmd[#cmd + 1] = quote(self.origin .. path)
+  local out = capture(concat(cmd, " ") .. " 2>&1")
+  local text, status = (out or ""):match("^(.*)\n(%d%d%d)$")
+  status = tonumber(status)
+  if not status or status == 0 then
+    return nil, format("control %s %s failed: %s", method, path, (out or ""):gsub("%s+$", ""))
+  end
+  if status == 204 then return true end
+  local decoded = integers(json.decode(text))
+  if status >= 300 then
+    local msg = type(decoded) == "table" and decoded.message or text
+    return nil, format("control %s %s: HTTP %d: %s", method, path, status, tostring(msg)), decoded
+  end
+  if decoded == nil then return nil, "control " .. path .. ": response is not JSON" end
+  return decoded
+end
+
+function Sandbox:reset()
+  local ok, err = self:control("POST", "/_sandbox/reset")
+  if not ok then return nil, err end
+  return true
+end
+
+function Sandbox:arm(fault)
+  local res, err = self:control("POST", "/_sandbox/faults", fault)
+  if not res then return nil, err end
+  return res.fault
+end
+
+-- filter: { method =, path =, match =, since = } -> { count = N, requests = {...} }
+function Sandbox:requests(filter)
+  local q = {}
+  for _, k in ipairs({ "method", "path", "match", "since" }) do
+    if filter and filter[k] ~= nil then q[#q + 1] = k .. "=" .. percent(filter[k]) end
+  end
+  return self:control("GET", "/_sandbox/requests" .. (#q > 0 and ("?" .. concat(q, "&")) or ""))
+end
+
+function Sandbox:config(t)
+  local res, err
+  if t == nil then
+    res, err = self:control("GET", "/_sandbox/config")
+  else
+    res, err = self:control("POST", "/_sandbox/config", t)
+  end
+  if not res then return nil, err end
+  return res.config
+end
+
+-- Idempotent: stops nginx (waiting until it is gone) and removes a prefix this module created.
+function Sandbox:stop()
+  if self.stopped then return true end
+  self.stopped = true
+  os.remove(self.prefix .. "/.watched")
+  kill_nginx(self.prefix)
+  if self.remove_prefix then
+    run("rm -rf " .. quote(self.prefix))
+  end
+  return true
+end
+
+local function finalize(self)
+  if not self.detached then pcall(Sandbox.stop, self) end
+end
+Sandbox.__gc = finalize
+Sandbox.__close = finalize
+
+-- Keeps nginx running after this handle is collected or the Lua process exits.
+function Sandbox:detach()
+  self.detached = true
+  os.remove(self.prefix .. "/.watched")
+  return self
+end
+
+local function new_handle(h)
+  h = setmetatable(h, Sandbox)
+  -- LuaJIT runs __gc for userdata only; a proxy carries the finalizer there.
+  local newproxy = rawget(_G, "newproxy")
+  if newproxy then
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = function() finalize(h) end
+    h._finalizer = proxy
+  end
+  return h
+end
+
+local function public_fields(h)
+  return {
+    url = h.url, https_url = h.https_url, origin = h.origin, https_origin = h.https_origin,
+    port = h.port, tls_port = h.tls_port, ca_file = h.ca_file, prefix = h.prefix, token = h.token,
+    tokens = h.tokens, client_id = h.client_id, client_secret = h.client_secret,
+    redirect_uri = h.redirect_uri, remove_prefix = h.remove_prefix,
+  }
+end
+
+-- start ----------------------------------------------------------------------------------------
+
+local function wait_ready(h, seconds)
+  local url = h.origin .. "/_sandbox/health"
+  local deadline = os.time() + seconds
+  local cmd = "curl -s --noproxy '*' -o /dev/null --max-time 1 -w '%{http_code}' " .. quote(url)
+  repeat
+    if capture(cmd) == "200" then return true end
+    run("sleep 0.05")
+  until os.time() > deadline
+  return false
+end
+
+local function fail(h, msg)
+  kill_nginx(h.prefix)
+  local log = tail(h.prefix .. "/logs/error.log", 15)
+  local startup = tail(h.prefix .. "/logs/startup.log", 15)
+  local detail = msg
+  if startup ~= "" then detail = detail .. "\nnginx said:\n" .. startup end
+  if log ~= "" then detail = detail .. "\nerror.log:\n" .. log end
+  if h.remove_prefix then run("rm -rf " .. quote(h.prefix)) end
+  return nil, "flextell.sandbox: " .. detail
+end
+
+function M.start(opts)
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts) do
+    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port") then
+      error("flextell.sandbox.start: unknown option '" .. tostring(k) .. "'", 2)
+    end
+    o[k] = v
+  end
+
+  local root, err = lua_root()
+  if not root then return nil, "flextell.sandbox: " .. err end
+  if not exists(root .. "flextell/sandbox/app.lua") then
+    return nil, "flextell.sandbox: server modules not found under " .. root
+  end
+  local nginx
+  nginx, err = find_nginx()
+  if not nginx then return nil, "flextell.sandbox: " .. err end
+  local modules
+  modules, err = module_lines(nginx)
+  if not modules then return nil, "flextell.sandbox: " .. err end
+
+  local h = { tokens = o.tokens, token = o.tokens[1], quiet = o.quiet }
+  for k, v in pairs(CLIENT) do h[k] = v end
+  if o.prefix then
+    h.prefix = o.prefix:gsub("/+$", "")
+    if not run("mkdir -p " .. quote(h.prefix)) then return nil, "flextell.sandbox: cannot create " .. h.prefix end
+  else
+    local tmp = os.getenv("TMPDIR")
+    if not tmp or tmp == "" then tmp = "/tmp" end
+    h.prefix = (capture("mktemp -d " .. quote(tmp .. "/flextell-sandbox.XXXXXX")) or ""):gsub("%s+$", "")
+    if h.prefix == "" then return nil, "flextell.sandbox: mktemp failed" end
+    h.remove_prefix = true
+  end
+  if h.prefix:sub(1, 1) ~= "/" then
+    h.prefix = (capture("pwd") or ""):gsub("%s+$", "") .. "/" .. h.prefix
+  end
+  local p = h.prefix
+  run("mkdir -p " .. quote(p .. "/conf") .. " " .. quote(p .. "/logs") .. " " .. quote(p .. "/tmp") ..
+    " " .. quote(p .. "/tls"))
+  run("chmod 700 " .. quote(p .. "/tls"))
+
+  if o.tls then
+    local certs, cerr = make_certs(p .. "/tls")
+    if not certs then return fail(h, cerr) end
+    h.ca_file, h.cert, h.key = certs.ca_file, certs.cert, certs.key
+  end
+
+  local server_conf = json.encode({
+    token_ttl = o.token_ttl, rate_limit = o.rate_limit, rate_window = o.rate_window,
+    auto_approve = o.auto_approve, tokens = o.tokens, client_id = CLIENT.client_id,
+    client_secret = CLIENT.client_secret, redirect_uri = CLIENT.redirect_uri,
+  })
+  assert(write_file(p .. "/conf/sandbox.json", server_conf))
+
+  local user_root = (capture("id -u") or ""):match("^0%s") ~= nil
+  local v6 = ipv6_loopback()
+  local startup = p .. "/logs/startup.log"
+  local started = false
+  for _ = 1, 8 do
+    local taken = {}
+    h.port = o.port or pick_port(taken)
+    taken[h.port] = true
+    h.tls_port = o.tls and (o.tls_port or pick_port(taken)) or nil
+    assert(write_file(p .. "/nginx.conf", nginx_conf(h, o, modules, root, user_root, v6)))
+    os.remove(p .. "/logs/error.log")
+    local cmd = quote(nginx) .. " -p " .. quote(p .. "/") .. " -c " .. quote(p .. "/nginx.conf") ..
+      " -e " .. quote(p .. "/logs/error.log") .. " >" .. quote(startup) .. " 2>&1"
+    if run(cmd) then
+      started = true
+      break
+    end
+    local said = (read_file(startup) or "") .. (read_file(p .. "/logs/error.log") or "")
+    if not said:find("Address already in use", 1, true) or (o.port and (o.tls_port or not o.tls)) then
+      return fail(h, "nginx did not start")
+    end
+  end
+  if not started then return fail(h, "no free port found") end
+
+  h.origin = format("http://127.0.0.1:%d", h.port)
+  h.url = h.origin .. "/api"
+  if h.tls_port then
+    h.https_origin = format("https://127.0.0.1:%d", h.tls_port)
+    h.https_url = h.https_origin .. "/api"
+  end
+  if not wait_ready(h, 5) then return fail(h, "nginx started but does not answer on " .. h.origin) end
+  if not o.quiet then
+    io.stderr:write(tail(startup, 20), "\n")
+  end
+  assert(write_file(p .. "/sandbox.json", json.encode(public_fields(h))))
+  h = new_handle(h)
+  if o.watch then spawn_watchdog(h) end
+  return h
+end
+
+-- A handle for a sandbox started elsewhere (`flextell-sandbox start`), from its prefix.
+function M.attach(prefix)
+  local text = read_file(prefix .. "/sandbox.json")
+  local t = text and json.decode(text)
+  if type(t) ~= "table" then return nil, "flextell.sandbox: no sandbox at " .. prefix end
+  local h = new_handle(integers(t))
+  h.detached = true
+  return h
+end
+
+M.Sandbox = Sandbox
+M.defaults = DEFAULTS
+M.client = CLIENT
+return M

@@ -1,0 +1,84 @@
+-- Mutable server state. The sandbox runs one nginx worker, so plain module tables are the
+-- whole "database"; /_sandbox/reset puts everything back to how init() left it.
+local json = require "flextell.sandbox.json"
+
+local M = {}
+
+local defaults = {
+  token_ttl = 3600,
+  rate_limit = 1000,
+  rate_window = 60,
+  auto_approve = false,
+  tokens = { "sandbox-token" },
+  client_id = "sandbox-client",
+  client_secret = "sandbox-secret",
+  redirect_uri = "http://127.0.0.1/callback",
+  max_logged_requests = 10000,
+}
+
+M.config = {}   -- effective configuration
+M.boot = {}     -- configuration as started, what reset returns to
+M.log = {}      -- logged /api and /oauth requests, oldest first
+M.log_seq = 0
+M.windows = {}  -- rate-limit windows by credential
+
+local req_counter = 0
+local boot_tag
+
+function M.init(path)
+  local conf = {}
+  local f = path and io.open(path, "rb")
+  if f then
+    conf = assert(json.decode(f:read("*a")), "bad sandbox configuration in " .. path)
+    f:close()
+  end
+  for k, v in pairs(defaults) do
+    if conf[k] == nil then conf[k] = v end
+  end
+  M.boot = conf
+  M.config = json.copy(conf)
+  boot_tag = string.format("%08x", (ngx and ngx.time() or os.time()) % 0x100000000)
+end
+
+function M.reset()
+  M.config = json.copy(M.boot)
+  M.log = {}
+  M.windows = {}
+end
+
+-- Keys accepted by POST /_sandbox/config and the check each value must pass.
+local function positive(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end
+M.config_checks = {
+  token_ttl = positive,
+  rate_limit = positive,
+  rate_window = function(v) return positive(v) and v >= 1 end,
+  auto_approve = function(v) return type(v) == "boolean" end,
+  tokens = function(v)
+    if type(v) ~= "table" then return false end
+    for _, t in ipairs(v) do if type(t) ~= "string" or t == "" then return false end end
+    return true
+  end,
+}
+
+function M.is_static_token(token)
+  for _, t in ipairs(M.config.tokens) do
+    if t == token then return true end
+  end
+  return false
+end
+
+function M.next_request_id()
+  req_counter = req_counter + 1
+  return string.format("req_%s%08x", boot_tag, req_counter)
+end
+
+function M.append_log(entry)
+  M.log_seq = M.log_seq + 1
+  entry.seq = M.log_seq
+  local log = M.log
+  log[#log + 1] = entry
+  if #log > M.config.max_logged_requests then table.remove(log, 1) end
+  return entry
+end
+
+return M

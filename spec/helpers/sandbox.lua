@@ -1,0 +1,56 @@
+-- The one way specs get a sandbox:
+--   local sandbox = require "spec.helpers.sandbox"
+--   local sb
+--   setup(function() sb = sandbox.start() end)
+--   teardown(function() sb:stop() end)
+-- busted insulates each spec file (package.loaded is restored), so this module, and with it the
+-- running sandbox, belongs to one spec file. start() called again in the same file returns the
+-- running sandbox after a reset, unless other options are asked for.
+local launcher = require "flextell.sandbox"
+
+local M = {}
+
+local current, current_key
+
+local function key_of(opts)
+  local keys = {}
+  for k in pairs(opts) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = opts[k]
+    parts[#parts + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, ",") or tostring(v))
+  end
+  return table.concat(parts, ";")
+end
+
+-- Returns the running handle (fields url, https_url, ca_file, token, client_id, client_secret,
+-- redirect_uri...; methods control, reset, arm, requests, config, stop). Raises on failure:
+-- a spec without its server cannot do anything useful.
+function M.start(opts)
+  opts = opts or {}
+  local key = key_of(opts)
+  if current and not current.stopped then
+    if key == current_key then
+      assert(current:reset())
+      return current
+    end
+    current:stop()
+  end
+  local sb, err = launcher.start(opts)
+  if not sb then error(err, 2) end
+  current, current_key = sb, key
+  return sb
+end
+
+function M.current()
+  return current
+end
+
+function M.stop()
+  if current then current:stop() end
+  current = nil
+end
+
+M.launcher = launcher
+return M
