@@ -580,6 +580,11 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
     }
   if (s->headers != 0 && call_headers(L, s->headers, r, f) != 0) return -1;
   if (r->has_body && header_setf(L, r, "Expect:%s", "", f) != 0) return -1;
+  /* a bodyless POST/PUT/PATCH goes out with Content-Length: 0 and no made-up Content-Type */
+  if (!r->has_body && (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+                       strcmp(r->method, "PATCH") == 0) &&
+      header_setf(L, r, "Content-Type:%s", "", f) != 0)
+    return -1;
   return 0;
 }
 
