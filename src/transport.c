@@ -306,7 +306,9 @@ static void finish_attempt(fx_request *r, CURLcode result)
   r->state = FX_DONE;
   if (r->attempts > r->max_retries || !retryable(r)) return;
   delay = r->retry_after >= 0 ? r->retry_after : backoff(r);
-  if (r->deadline > 0 && now + delay >= r->deadline) return; /* report the last answer */
+  /* a wait past the deadline (without one: longer than a whole attempt may take) is not
+   * slept through: the caller gets the answer, with retry_after, and decides */
+  if (r->deadline > 0 ? now + delay >= r->deadline : delay > r->timeout) return;
   r->wake_at = now + delay;
   r->state = FX_WAITING;
 }
