@@ -72,3 +72,16 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# The main job: build, start the sandbox, walk the tour against it, stop the sandbox.
+DEV_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
+
+demo: deps
+	$(MAKE) core
+	$(DEV_ENV) $(LUA) examples/tour.lua
+
+sandbox: core
+	$(DEV_ENV) $(LUA) bin/flextell-sandbox run --tls
+
+bench: core
+	$(MAKE) -C bench LUA=$(LUA) BUILD=$(CURDIR)/$(BUILD)
