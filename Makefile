@@ -83,5 +83,9 @@ demo: deps
 sandbox: core
 	$(DEV_ENV) $(LUA) bin/flextell-sandbox run --tls
 
-bench: core
-	$(MAKE) -C bench LUA=$(LUA) BUILD=$(CURDIR)/$(BUILD)
+bench: core $(BUILD)/bench/raw_get
+	$(DEV_ENV) $(LUA) bench/bench.lua $(BUILD)/bench/raw_get
+
+$(BUILD)/bench/raw_get: bench/raw_get.c
+	mkdir -p $(BUILD)/bench
+	$(CC) -O2 -Wall -Wextra -Werror $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
