@@ -23,7 +23,8 @@ static int save_private_file(lua_State *L)
   const char *path = luaL_checklstring(L, 1, &plen);
   const char *data = luaL_checklstring(L, 2, &n);
   unsigned char rnd[6];
-  char suffix[16], *slash;
+  char suffix[16];
+  const char *slash;
   int fd, e;
   if (fx_random_bytes(rnd, sizeof rnd) != 0) luaL_error(L, "no secure random source is available");
   fx_base64url(rnd, sizeof rnd, suffix);
@@ -54,16 +55,15 @@ static int save_private_file(lua_State *L)
       return io_fail(L, "cannot replace", path, e);
     }
   }
-  /* make the rename itself durable */
-  lua_pushstring(L, path);
-  slash = strrchr((char *)lua_tostring(L, -1), '/');
-  if (slash != NULL) {
-    if (slash == lua_tostring(L, -1)) slash[1] = '\0';
-    else *slash = '\0';
-    fd = open(lua_tostring(L, -1), O_RDONLY | O_CLOEXEC);
-  } else {
-    fd = open(".", O_RDONLY | O_CLOEXEC);
-  }
+  /* make the rename itself durable: fsync the folder that holds the file */
+  slash = strrchr(path, '/');
+  if (slash == NULL)
+    lua_pushliteral(L, ".");
+  else if (slash == path)
+    lua_pushliteral(L, "/");
+  else
+    lua_pushlstring(L, path, (size_t)(slash - path));
+  fd = open(lua_tostring(L, -1), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     fsync(fd);
     close(fd);
