@@ -37,8 +37,8 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all core deps test test-lua test-luajit lint check-asan check-valgrind demo sandbox \
-        bench install uninstall clean luajit
+.PHONY: all core deps test test-lua test-luajit lint check-asan check-valgrind check-install demo \
+        sandbox bench install uninstall clean luajit
 
 all: $(CORE)
 core: $(CORE)

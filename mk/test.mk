@@ -17,6 +17,7 @@ test: deps
 	$(MAKE) test-luajit
 	$(MAKE) check-asan
 	$(MAKE) check-valgrind
+	$(MAKE) check-install
 	@echo "make test: all suites passed"
 
 lint:
@@ -41,3 +42,15 @@ check-asan:
 
 check-valgrind: core
 	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS)
+
+# `make install` and `luarocks make` put a working module where require finds it.
+INSTALLED = $(CURDIR)/build/install-check/usr/local
+ROCKS = $(CURDIR)/build/rocks-check
+check-install: core
+	rm -rf build/install-check build/rocks-check
+	$(MAKE) install DESTDIR=$(CURDIR)/build/install-check PREFIX=/usr/local
+	cd build && LUA_PATH="$(INSTALLED)/share/lua/5.4/?.lua;$(INSTALLED)/share/lua/5.4/?/init.lua" \
+	  LUA_CPATH="$(INSTALLED)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "make install"
+	luarocks --lua-version 5.4 make rockspec/lua-flextell-*.rockspec --deps-mode=none --tree $(ROCKS) >/dev/null
+	cd build && LUA_PATH="$(ROCKS)/share/lua/5.4/?.lua;$(ROCKS)/share/lua/5.4/?/init.lua" \
+	  LUA_CPATH="$(ROCKS)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "luarocks make"
