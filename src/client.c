@@ -112,6 +112,8 @@ static const opt_def client_options[] = {
   {"redirect_uri", OPT_STR, 0},   {"token_url", OPT_STR, 0},
   {"authorize_url", OPT_STR, 0},  {"on_token", OPT_FUNC, 0},
   {"refresh_margin", OPT_NUM, 0}, {"tenant", OPT_TENANT, 1},
+  {"on_retry", OPT_FUNC, 0},      {"pace", OPT_BOOL, 1},
+  {"stall_timeout", OPT_NUM, 1},
   {"timeout", OPT_NUM, 1},        {"connect_timeout", OPT_NUM, 1},
   {"deadline", OPT_NUM, 1},       {"max_retries", OPT_INT, 1},
   {"headers", OPT_TABLE, 1},      {"user_agent", OPT_STR, 1},
@@ -219,6 +221,13 @@ static void apply_timeouts(lua_State *L, int idx, const char *fname, fx_client *
     if (!(v > 0)) luaL_error(L, "%s: option 'deadline' must be > 0", fname);
     c->deadline = v;
   }
+  if (opt_num(L, idx, "stall_timeout", &v)) {
+    if (!(v >= 1)) luaL_error(L, "%s: option 'stall_timeout' must be >= 1", fname);
+    c->stall_timeout = v;
+  }
+  lua_getfield(L, idx, "pace");
+  if (lua_type(L, -1) == LUA_TBOOLEAN) c->pace = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, idx, "max_retries");
   if (!lua_isnil(L, -1)) {
     lua_Integer n = fx_tointeger(L, -1);
@@ -378,6 +387,7 @@ static int client_new(lua_State *L)
   c = client_push(L);
   c->timeout = 30;
   c->connect_timeout = 10;
+  c->stall_timeout = 30;
   c->max_retries = 2;
   c->max_response_bytes = 64LL * 1024 * 1024;
   c->allow_http = allow_http;
@@ -435,6 +445,11 @@ static int client_new(lua_State *L)
     S->on_token_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else
     lua_pop(L, 1);
+  lua_getfield(L, 1, "on_retry");
+  if (lua_isfunction(L, -1))
+    S->on_retry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
   return 1;
 }
 
@@ -458,6 +473,8 @@ static int client_with(lua_State *L)
   c->timeout = p->timeout;
   c->connect_timeout = p->connect_timeout;
   c->deadline = p->deadline;
+  c->stall_timeout = p->stall_timeout;
+  c->pace = p->pace;
   c->max_response_bytes = p->max_response_bytes;
   for (h = p->headers; h != NULL; h = h->next) {
     struct curl_slist *next = curl_slist_append(c->headers, h->data);
@@ -493,7 +510,7 @@ static int client_call(lua_State *L, fx_client *c, fx_spec *s)
   for (;;) {
     r = fx_request_new(L, c);
     if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
-    if (fx_transport_run(r, &f) != 0) return fx_error_return(L, &f, r);
+    if (fx_transport_run(L, r, &f) != 0) return fx_error_return(L, &f, r);
     r->attempts += earlier;
     if (r->status != 401 || replayed || s->no_auth || !fx_oauth_can_refresh(c->shared)) break;
     replayed = 1;

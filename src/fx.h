@@ -38,6 +38,7 @@ typedef struct fx_shared {
   double expires_at; /* epoch seconds, 0 = unknown */
   unsigned long token_serial; /* bumped on every change, so a 401 refreshes only once */
   int on_token_ref;  /* LUA_NOREF when unset */
+  int on_retry_ref;  /* LUA_NOREF when unset */
   /* OAuth client */
   char *client_id;
   char *client_secret;
@@ -61,7 +62,9 @@ typedef struct fx_client {
   int has_tenant;
   int allow_http;
   int max_retries;
+  int pace;          /* wait for the rate-limit window instead of sending a refused call */
   double timeout, connect_timeout, deadline; /* seconds; deadline 0 = none */
+  double stall_timeout;
   long long max_response_bytes;
 } fx_client;
 
@@ -81,7 +84,8 @@ typedef struct fx_request {
   int idempotent;
   int max_retries;
   int attempts;
-  double timeout, connect_timeout;
+  double timeout, connect_timeout, stall_timeout;
+  int pace;
   double started, deadline, wake_at; /* monotonic seconds */
   long long max_response_bytes;
   int allow_http;
@@ -94,6 +98,10 @@ typedef struct fx_request {
   fx_buf resp_headers; /* raw header lines of the final response */
   char errbuf[CURL_ERROR_SIZE];
   unsigned long token_serial; /* which token the request carries */
+  long long rl_limit, rl_remaining, rl_reset; /* X-RateLimit-* of the last answer */
+  int rl_known;
+  int notify_retry;    /* a retry was scheduled and on_retry has not been told yet */
+  double retry_delay;
   double retry_after;  /* seconds, < 0 when absent */
   char retry_reason[64];
   int retries_log_ref;
@@ -140,7 +148,7 @@ int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vle
 void flextell_request_open(lua_State *L);
 
 /* transport.c */
-int fx_transport_run(fx_request *r, fx_fail *f); /* blocking: until done; 0 ok, -1 failed */
+int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f); /* blocking; 0 ok, -1 failed */
 void fx_shared_release(lua_State *L, fx_shared *S);
 fx_shared *fx_shared_new(void);
 void fx_easy_release(fx_shared *S, CURL *easy);

@@ -528,6 +528,8 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   r->idempotent = strcmp(r->method, "POST") != 0 && strcmp(r->method, "PATCH") != 0;
   r->timeout = s->timeout > 0 ? s->timeout : c->timeout;
   r->connect_timeout = c->connect_timeout;
+  r->stall_timeout = c->stall_timeout;
+  r->pace = c->pace;
   r->max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
   r->deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the run starts */
 

@@ -147,38 +147,15 @@ static void push_headers(lua_State *L, const fx_buf *h)
   }
 }
 
-static int header_int(const fx_buf *h, const char *name, long long *out)
+static int push_rate_limit(lua_State *L, const fx_request *r)
 {
-  size_t n, i;
-  const char *v = fx_header_find(h, name, &n);
-  long long x = 0;
-  if (v == NULL || n == 0 || n > 18) return 0;
-  for (i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)v[i])) return 0;
-    x = x * 10 + (v[i] - '0');
-  }
-  *out = x;
-  return 1;
-}
-
-/* Pushes res.rate_limit (or nothing) and remembers it on the shared state. */
-static int push_rate_limit(lua_State *L, fx_request *r)
-{
-  long long limit, remaining, reset;
-  if (!header_int(&r->resp_headers, "x-ratelimit-limit", &limit) ||
-      !header_int(&r->resp_headers, "x-ratelimit-remaining", &remaining) ||
-      !header_int(&r->resp_headers, "x-ratelimit-reset", &reset))
-    return 0;
-  r->shared->rl_limit = limit;
-  r->shared->rl_remaining = remaining;
-  r->shared->rl_reset = reset;
-  r->shared->rl_known = 1;
+  if (!r->rl_known) return 0;
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)limit);
+  lua_pushinteger(L, (lua_Integer)r->rl_limit);
   lua_setfield(L, -2, "limit");
-  lua_pushinteger(L, (lua_Integer)remaining);
+  lua_pushinteger(L, (lua_Integer)r->rl_remaining);
   lua_setfield(L, -2, "remaining");
-  lua_pushinteger(L, (lua_Integer)reset);
+  lua_pushinteger(L, (lua_Integer)r->rl_reset);
   lua_setfield(L, -2, "reset");
   return 1;
 }

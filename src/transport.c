@@ -40,6 +40,7 @@ fx_shared *fx_shared_new(void)
   }
   S->refs = 1;
   S->on_token_ref = LUA_NOREF;
+  S->on_retry_ref = LUA_NOREF;
   S->rng = seed_rng();
   return S;
 }
@@ -60,6 +61,7 @@ void fx_shared_release(lua_State *L, fx_shared *S)
   int i;
   if (--S->refs > 0) return;
   if (S->on_token_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, S->on_token_ref);
+  if (S->on_retry_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, S->on_retry_ref);
   for (i = 0; i < S->nidle; i++) curl_easy_cleanup(S->idle[i]);
   S->nidle = 0;
   curl_multi_cleanup(S->multi);
@@ -201,7 +203,7 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L); /* a stalled peer; see timeout for a slow one */
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)r->stall_timeout); /* nothing for that long */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response_bytes);
   if (r->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
   if (r->ca_path != NULL) curl_easy_setopt(e, CURLOPT_CAPATH, r->ca_path);
@@ -296,6 +298,35 @@ static double backoff(fx_request *r)
   return cap * u;
 }
 
+static int header_int(const fx_buf *h, const char *name, long long *out)
+{
+  size_t n, i;
+  const char *v = fx_header_find(h, name, &n);
+  long long x = 0;
+  if (v == NULL || n == 0 || n > 18) return 0;
+  for (i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)v[i])) return 0;
+    x = x * 10 + (v[i] - '0');
+  }
+  *out = x;
+  return 1;
+}
+
+/* X-RateLimit-*: kept on the request (res.rate_limit) and the client (pacing, rate_limit()). */
+static void note_rate_limit(fx_request *r)
+{
+  fx_shared *S = r->shared;
+  r->rl_known = header_int(&r->resp_headers, "x-ratelimit-limit", &r->rl_limit) &&
+                header_int(&r->resp_headers, "x-ratelimit-remaining", &r->rl_remaining) &&
+                header_int(&r->resp_headers, "x-ratelimit-reset", &r->rl_reset);
+  if (r->rl_known) {
+    S->rl_limit = r->rl_limit;
+    S->rl_remaining = r->rl_remaining;
+    S->rl_reset = r->rl_reset;
+    S->rl_known = 1;
+  }
+}
+
 static void finish_attempt(fx_request *r, CURLcode result)
 {
   double now = fx_now(), delay;
@@ -303,6 +334,7 @@ static void finish_attempt(fx_request *r, CURLcode result)
   r->result = result;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
   r->retry_after = parse_retry_after(&r->resp_headers);
+  note_rate_limit(r);
   r->state = FX_DONE;
   if (r->attempts > r->max_retries || !retryable(r)) return;
   delay = r->retry_after >= 0 ? r->retry_after : backoff(r);
@@ -310,6 +342,8 @@ static void finish_attempt(fx_request *r, CURLcode result)
    * slept through: the caller gets the answer, with retry_after, and decides */
   if (r->deadline > 0 ? now + delay >= r->deadline : delay > r->timeout) return;
   r->wake_at = now + delay;
+  r->retry_delay = delay;
+  r->notify_retry = 1;
   r->state = FX_WAITING;
 }
 
@@ -326,13 +360,64 @@ static void collect(fx_shared *S)
   }
 }
 
-int fx_transport_run(fx_request *r, fx_fail *f)
+/* Tells on_retry about a scheduled retry; an error in the hook ends the call with it. */
+static int notify_retry(lua_State *L, fx_request *r, fx_fail *f)
+{
+  fx_shared *S = r->shared;
+  r->notify_retry = 0;
+  if (S->on_retry_ref == LUA_NOREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->on_retry_ref);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempt");
+  lua_pushstring(L, r->retry_reason);
+  lua_setfield(L, -2, "reason");
+  lua_pushnumber(L, r->retry_delay);
+  lua_setfield(L, -2, "delay");
+  lua_pushstring(L, r->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, r->url);
+  lua_setfield(L, -2, "url");
+  if (r->status > 0) {
+    lua_pushinteger(L, r->status);
+    lua_setfield(L, -2, "status");
+  }
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    const char *m = lua_tostring(L, -1);
+    fx_fail_set(f, "usage", "on_retry_error", "on_retry raised an error: %s", m ? m : "(not a string)");
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* With pace = true, a call that the last X-RateLimit-* says would be refused waits for the
+ * window to reset (a timer in the loop, like a backoff) instead of being sent. */
+static int pace_wait(fx_request *r, fx_fail *f)
+{
+  fx_shared *S = r->shared;
+  double wait;
+  if (!r->pace || !S->rl_known || S->rl_remaining > 0) return 0;
+  wait = (double)S->rl_reset - fx_wallclock();
+  if (wait <= 0) return 0;
+  if (r->deadline > 0 ? r->started + wait >= r->deadline : wait > r->timeout) {
+    r->retry_after = wait;
+    fx_fail_set(f, "limit", "rate_limit_exceeded",
+                "the rate limit is used up until the window resets in %.0f s (not sent)", wait);
+    return -1;
+  }
+  r->wake_at = r->started + wait;
+  return 0;
+}
+
+int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f)
 {
   fx_shared *S = r->shared;
   r->started = fx_now();
   if (r->deadline > 0) r->deadline += r->started;
   r->wake_at = r->started;
   r->state = FX_WAITING;
+  if (pace_wait(r, f) != 0) return -1;
   for (;;) {
     double now = fx_now();
     int running = 0;
@@ -346,6 +431,7 @@ int fx_transport_run(fx_request *r, fx_fail *f)
     }
     collect(S);
     if (r->state == FX_DONE) break;
+    if (r->notify_retry && notify_retry(L, r, f) != 0) return -1;
     if (r->state == FX_WAITING) {
       wait_ms = (long)((r->wake_at - fx_now()) * 1000) + 1;
       if (wait_ms < 0) wait_ms = 0;
