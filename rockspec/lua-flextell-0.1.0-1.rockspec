@@ -72,6 +72,7 @@ build = {
     ["flextell.sandbox"] = "lua/flextell/sandbox/init.lua",
     ["flextell.sandbox.json"] = "lua/flextell/sandbox/json.lua",
     ["flextell.sandbox.multipart"] = "lua/flextell/sandbox/multipart.lua",
+    ["flextell.sandbox.oauth"] = "lua/flextell/sandbox/oauth.lua",
     ["flextell.sandbox.resources"] = "lua/flextell/sandbox/resources.lua",
     ["flextell.sandbox.router"] = "lua/flextell/sandbox/router.lua",
     ["flextell.sandbox.seed"] = "lua/flextell/sandbox/seed.lua",

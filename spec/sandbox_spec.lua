@@ -40,13 +40,17 @@ end
 
 local sb
 
--- One HTTP exchange with the curl CLI: { status, headers (lower-case), body, json, curl_exit }.
--- opts: token (false: none), headers, body (string), json (table), cacert, base, raw_url, form
+-- One HTTP exchange with the curl CLI: { status, headers (lower-case), body, json, curl_exit,
+-- time (seconds), size (body bytes received), header_bytes }.
+-- opts: token (false: none), headers, body (string), json (table), cacert, base, raw_url, form,
+-- max_time, curl (more raw arguments), discard (do not keep the body)
 local function call(method, path, opts)
   opts = opts or {}
   local hfile, bfile = os.tmpname(), os.tmpname()
-  local cmd = { "curl -sS --noproxy '*' --max-time 20 -X", q(method), "-D", q(hfile), "-o", q(bfile),
-    "-w '%{http_code}'" }
+  local cmd = { "curl -sS --noproxy '*' --max-time", tostring(opts.max_time or 20), "-X", q(method),
+    "-D", q(hfile), "-o", opts.discard and "/dev/null" or q(bfile),
+    "-w '%{http_code} %{time_total} %{size_download}'" }
+  for _, a in ipairs(opts.curl or {}) do cmd[#cmd + 1] = a end
   if opts.token ~= false then
     cmd[#cmd + 1] = "-H " .. q("Authorization: Bearer " .. (opts.token or sb.token))
   end
@@ -64,9 +68,11 @@ local function call(method, path, opts)
   if opts.cacert then cmd[#cmd + 1] = "--cacert " .. q(opts.cacert) end
   cmd[#cmd + 1] = "--globoff " .. q(opts.raw_url or ((opts.base or sb.url) .. path))
   local out = capture(table.concat(cmd, " ") .. " 2>/dev/null; echo \" $?\"")
-  local code, exit = out:match("^(%d*) (%d+)%s*$")
-  local res = { status = tonumber(code), curl_exit = tonumber(exit), headers = {} }
+  local code, time, size, exit = out:match("^(%d*) ([%d.]+) (%d+) (%d+)%s*$")
+  local res = { status = tonumber(code), curl_exit = tonumber(exit), headers = {}, time = tonumber(time),
+    size = tonumber(size) }
   local head = read(hfile)
+  res.header_bytes = #head
   for line in head:gmatch("[^\r\n]+") do
     local k, v = line:match("^([^:]+):%s*(.-)%s*$")
     if k then res.headers[k:lower()] = v end
@@ -156,6 +162,26 @@ describe("flextell.sandbox", function()
       assert.is_nil(io.open(dir .. "/logs/nginx.pid"))
       assert.truthy(io.open(dir .. "/nginx.conf"))
       os.execute("rm -rf " .. q(dir))
+    end)
+
+    it("takes OAuth clients at start; the handle carries the first one", function()
+      local other = assert(sandbox.launcher.start({ tls = false, token_ttl = 5, clients = {
+        { client_id = "app", client_secret = "s3cret", name = "App",
+          redirect_uris = { "http://127.0.0.1:8080/cb", "app://cb" } } } }))
+      finally(function() other:stop() end)
+      assert.equal("app", other.client_id)
+      assert.equal("s3cret", other.client_secret)
+      assert.equal("http://127.0.0.1:8080/cb", other.redirect_uri)
+      local location, query = other:approve(other:authorize_url({ redirect_uri = "app://cb", state = "k" }))
+      assert.truthy(location:match("^app://cb%?code=sbac_[%w_-]+&state=k$"), location)
+      assert.equal("k", query.state)
+      local o = assert(other:oauth())
+      assert.equal(5, o.settings.token_ttl)
+      assert.same({ { client_id = "app", client_secret = "s3cret", name = "App",
+        redirect_uris = { "http://127.0.0.1:8080/cb", "app://cb" } } }, o.settings.clients)
+      other:stop()
+      assert.has_error(function() sandbox.launcher.start({ clients = {} }) end,
+        "flextell.sandbox.start: clients must be a non-empty list")
     end)
 
     it("raises on an unknown option", function()
@@ -726,6 +752,784 @@ describe("flextell.sandbox", function()
       assert.equal("control POST /_sandbox/config: HTTP 400: Unknown configuration key: nope.", err)
       assert(sb:reset())
       assert.equal(1000, sb:config().rate_limit)
+    end)
+  end)
+
+  describe("faults", function()
+    local function arm(f)
+      return assert(sb:arm(f))
+    end
+
+    local function entries(filter)
+      return assert(sb:requests(filter)).requests
+    end
+
+    it("arms a fault and reports it with an id and its remaining count", function()
+      local f = arm({ path = "/api/v1/customers", method = "get", fault = "status", status = 503 })
+      assert.same({ id = 1, path = "/api/v1/customers", method = "GET", count = 1, remaining = 1,
+        fault = "status", status = 503 }, f)
+      assert.same({ f }, assert(sb:control("GET", "/_sandbox/faults")).faults)
+    end)
+
+    it("refuses a bad fault description with 400 and a message naming the problem", function()
+      local cases = {
+        { { path = "/api/x", fault = "boom" }, "fault must be one of: delay, empty, headers_huge, html, huge, " ..
+          "malformed, no_cursor, redirect, repeat_cursor, reset, stall, status, truncated." },
+        { { fault = "empty" }, "Give exactly one of path (an exact path) and match (a Lua pattern)." },
+        { { path = "/a", match = "a", fault = "empty" },
+          "Give exactly one of path (an exact path) and match (a Lua pattern)." },
+        { { match = "[", fault = "empty" }, "match must be a valid Lua pattern." },
+        { { path = "api", fault = "empty" }, "path must be a string that starts with /." },
+        { { path = "/a", fault = "status" }, "The status fault needs status." },
+        { { path = "/a", fault = "status", status = 700 }, "status must be an integer from 200 to 599." },
+        { { path = "/a", fault = "status", status = 500, colour = 1 },
+          "Unknown parameter colour for the status fault." },
+        { { path = "/a", fault = "status", status = 500, body = "x", error = "e" },
+          "Give either body or error and message, not both." },
+        { { path = "/a", fault = "empty", count = 0 }, "count must be an integer >= 1." },
+        { { path = "/a", fault = "status", status = 500, retry_after = "1\r\nX: y" },
+          "retry_after must be a string (or number) without CR, LF or NUL." },
+        { { path = "/a", fault = "redirect", status = 200 }, "status must be one of 301, 302, 303, 307, 308." },
+      }
+      for _, c in ipairs(cases) do
+        local ok, err = sb:arm(c[1])
+        assert.is_nil(ok)
+        assert.equal("control POST /_sandbox/faults: HTTP 400: " .. c[2], err)
+      end
+    end)
+
+    it("answers the next count matching calls, then the real handler again", function()
+      arm({ path = "/api/v1/customers/1", fault = "status", status = 500, count = 2 })
+      assert.equal(500, get("/v1/customers/1").status)
+      assert.equal(200, get("/v1/customers/2").status)
+      assert.equal(500, get("/v1/customers/1").status)
+      assert.equal(200, get("/v1/customers/1").status)
+      assert.same({}, assert(sb:control("GET", "/_sandbox/faults")).faults)
+    end)
+
+    it("matches a Lua pattern and an optional method, in the order faults were armed", function()
+      arm({ match = "^/api/v1/customers/%d+$", method = "PATCH", fault = "status", status = 409 })
+      arm({ match = "^/api/v1/customers/%d+$", fault = "status", status = 502 })
+      arm({ match = "^/api/v1/customers/%d+$", fault = "status", status = 503 })
+      assert.equal(502, get("/v1/customers/7").status)
+      assert.equal(409, call("PATCH", "/v1/customers/8", { json = { notes = "x" } }).status)
+      assert.equal(503, get("/v1/customers/9").status)
+      assert.equal(200, get("/v1/customers/9").status)
+    end)
+
+    it("logs faulted calls with the fault that answered", function()
+      local f = arm({ path = "/api/v1/customers", fault = "status", status = 503 })
+      get("/v1/customers")
+      get("/v1/customers")
+      local log = entries({ path = "/api/v1/customers" })
+      assert.equal(2, #log)
+      assert.equal("status", log[1].fault)
+      assert.equal(f.id, log[1].fault_id)
+      assert.equal(503, log[1].status)
+      assert.is_nil(log[2].fault)
+      assert.equal(200, log[2].status)
+    end)
+
+    it("are cleared by DELETE /_sandbox/faults and by reset", function()
+      arm({ path = "/api/v1/customers", fault = "empty" })
+      assert.is_true(sb:control("DELETE", "/_sandbox/faults"))
+      assert.equal(200, get("/v1/customers").status)
+      assert.equal(45, get("/v1/customers").json.meta.total)
+      arm({ path = "/api/v1/customers", fault = "empty" })
+      assert(sb:reset())
+      assert.equal(45, get("/v1/customers").json.meta.total)
+    end)
+
+    it("also apply to /oauth paths", function()
+      arm({ path = "/oauth/token", fault = "status", status = 503, retry_after = 1 })
+      local res = call("POST", "", { token = false, raw_url = sb.origin .. "/oauth/token", body = "grant_type=x" })
+      assert.equal(503, res.status)
+      assert.equal("1", res.headers["retry-after"])
+    end)
+
+    describe("status", function()
+      it("answers the status with an error body and Retry-After sent verbatim", function()
+        arm({ path = "/api/v1/customers", fault = "status", status = 429, error = "rate_limit_exceeded",
+          message = "Slow down.", retry_after = "2" })
+        local res = get("/v1/customers")
+        assert.equal(429, res.status)
+        assert.same({ error = "rate_limit_exceeded", message = "Slow down." }, res.json)
+        assert.equal("application/json", res.headers["content-type"])
+        assert.equal("2", res.headers["retry-after"])
+        assert.truthy(res.headers["x-request-id"])
+        for _, v in ipairs({ "Wed, 21 Oct 2015 07:28:00 GMT", "soon", "-1" }) do
+          arm({ path = "/api/v1/customers", fault = "status", status = 503, retry_after = v })
+          assert.equal(v, get("/v1/customers").headers["retry-after"])
+        end
+      end)
+
+      it("defaults the error code and message from the status", function()
+        arm({ path = "/api/v1/customers", fault = "status", status = 503 })
+        assert.same({ error = "service_unavailable", message = "Injected fault: HTTP 503 for GET /api/v1/customers." },
+          get("/v1/customers").json)
+        arm({ path = "/api/v1/customers", fault = "status", status = 500, error = "boom" })
+        assert.same({ error = "boom", message = "Injected fault: HTTP 500 for GET /api/v1/customers." },
+          get("/v1/customers").json)
+      end)
+
+      it("sends a raw body with its content type and extra headers", function()
+        arm({ path = "/api/v1/customers", fault = "status", status = 500, body = "oops", content_type = "text/plain",
+          headers = { ["X-Debug"] = "yes", ["X-Count"] = 3 } })
+        local res = get("/v1/customers")
+        assert.equal(500, res.status)
+        assert.equal("oops", res.body)
+        assert.equal("text/plain", res.headers["content-type"])
+        assert.equal("yes", res.headers["x-debug"])
+        assert.equal("3", res.headers["x-count"])
+      end)
+
+      it("does not run the real handler", function()
+        arm({ path = "/api/v1/customers", method = "POST", fault = "status", status = 503 })
+        local res = call("POST", "/v1/customers", { json = { first_name = "A", email = "a@example.com" } })
+        assert.equal(503, res.status)
+        assert.equal(45, get("/v1/customers").json.meta.total)
+      end)
+    end)
+
+    describe("delay", function()
+      it("waits, then answers normally", function()
+        arm({ path = "/api/v1/customers/1", fault = "delay", seconds = 0.6 })
+        local res = get("/v1/customers/1")
+        assert.equal(200, res.status)
+        assert.equal(1, res.json.data.id)
+        assert.is_true(res.time >= 0.55, tostring(res.time))
+        assert.equal("delay", entries()[1].fault)
+      end)
+    end)
+
+    describe("stall", function()
+      it("sends the headers and half the body, then nothing until the client gives up", function()
+        local full = get("/v1/customers/1").body
+        arm({ path = "/api/v1/customers/1", fault = "stall", seconds = 5 })
+        local res = get("/v1/customers/1", { max_time = 1 })
+        assert.equal(28, res.curl_exit)
+        assert.equal(200, res.status)
+        assert.equal(tostring(#full), res.headers["content-length"])
+        assert.equal(math.floor(#full / 2), res.size)
+        assert.equal(full:sub(1, math.floor(#full / 2)), res.body)
+      end)
+
+      it("sends the rest after `seconds`", function()
+        local full = get("/v1/customers/1").body
+        arm({ path = "/api/v1/customers/1", fault = "stall", seconds = 0.5, bytes = 10 })
+        local res = get("/v1/customers/1")
+        assert.equal(0, res.curl_exit)
+        assert.equal(full, res.body)
+        assert.is_true(res.time >= 0.45)
+      end)
+    end)
+
+    describe("reset", function()
+      it("aborts the connection mid-body after the real handler ran", function()
+        arm({ path = "/api/v1/customers", method = "POST", fault = "reset" })
+        local res = call("POST", "/v1/customers", { json = { first_name = "R", email = "r@example.com" } })
+        assert.equal(56, res.curl_exit)
+        assert.equal(201, res.status)
+        assert.is_true(res.size < tonumber(res.headers["content-length"]))
+        assert.equal("R", get("/v1/customers/46").json.data.first_name)
+        local log = entries({ method = "POST" })
+        assert.equal(1, #log)
+        assert.equal("reset", log[1].fault)
+      end)
+    end)
+
+    describe("truncated", function()
+      it("declares a Content-Length larger than the body it sends, then closes", function()
+        local full = get("/v1/customers/2").body
+        arm({ path = "/api/v1/customers/2", fault = "truncated", bytes = 20 })
+        local res = get("/v1/customers/2")
+        assert.equal(18, res.curl_exit)
+        assert.equal(tostring(#full), res.headers["content-length"])
+        assert.equal(full:sub(1, 20), res.body)
+      end)
+
+      it("uses its own body and status when given", function()
+        arm({ path = "/api/v1/customers", fault = "truncated", body = '{"data":[]}', status = 202 })
+        local res = get("/v1/customers")
+        assert.equal(18, res.curl_exit)
+        assert.equal(202, res.status)
+        assert.equal("11", res.headers["content-length"])
+        assert.equal('{"dat', res.body)
+      end)
+    end)
+
+    describe("malformed, html and empty", function()
+      it("answers 200 application/json with JSON that does not parse", function()
+        arm({ path = "/api/v1/customers", fault = "malformed" })
+        local res = get("/v1/customers")
+        assert.equal(200, res.status)
+        assert.equal("application/json", res.headers["content-type"])
+        assert.equal('{"data": [1, 2', res.body)
+        assert.is_nil(res.json)
+      end)
+
+      it("answers a proxy's 502 HTML page", function()
+        arm({ path = "/api/v1/customers", fault = "html" })
+        local res = get("/v1/customers")
+        assert.equal(502, res.status)
+        assert.equal("text/html", res.headers["content-type"])
+        assert.truthy(res.body:find("<h1>502 Bad Gateway</h1>", 1, true))
+        arm({ path = "/api/v1/customers", fault = "html", status = 503, retry_after = 3 })
+        res = get("/v1/customers")
+        assert.equal(503, res.status)
+        assert.truthy(res.body:find("<title>503 Service Temporarily Unavailable</title>", 1, true))
+        assert.equal("3", res.headers["retry-after"])
+      end)
+
+      it("answers 200 with an empty body and no Content-Type", function()
+        arm({ path = "/api/v1/customers", fault = "empty" })
+        local res = get("/v1/customers")
+        assert.equal(200, res.status)
+        assert.equal("", res.body)
+        assert.equal("0", res.headers["content-length"])
+        assert.is_nil(res.headers["content-type"])
+      end)
+    end)
+
+    describe("huge", function()
+      it("streams valid JSON of exactly `bytes` bytes, chunked", function()
+        arm({ path = "/api/resources", fault = "huge", bytes = 1000000 })
+        local res = get("/resources")
+        assert.equal(200, res.status)
+        assert.equal(1000000, #res.body)
+        assert.equal("chunked", res.headers["transfer-encoding"])
+        assert.equal("huge", res.json.data[1].id)
+        assert.equal("last", res.json.data[#res.json.data].id)
+      end)
+
+      it("sends Content-Length when asked", function()
+        arm({ path = "/api/resources", fault = "huge", bytes = 5000, content_length = true })
+        local res = get("/resources")
+        assert.equal("5000", res.headers["content-length"])
+        assert.equal(5000, #res.body)
+      end)
+
+      it("defaults to 200 MB and stops when the client goes away", function()
+        arm({ path = "/api/resources", fault = "huge" })
+        local res = get("/resources", { discard = true })
+        assert.equal(0, res.curl_exit)
+        assert.equal(200 * 1024 * 1024, res.size)
+        assert.equal(200 * 1024 * 1024, entries()[1].bytes_sent)
+        arm({ path = "/api/resources", fault = "huge" })
+        res = get("/resources", { curl = { "--limit-rate 2M" }, discard = true, max_time = 0.5 })
+        assert.equal(28, res.curl_exit)
+        -- the server notices at its next write
+        os.execute("sleep 0.2")
+        local e = entries()[2]
+        assert.is_true(e.aborted)
+        assert.is_true(e.bytes_sent < 200 * 1024 * 1024)
+        assert.equal(200, get("/v1/customers/1").status)
+      end)
+    end)
+
+    describe("no_cursor and repeat_cursor", function()
+      it("answer a real page with has_more and no cursor", function()
+        arm({ path = "/api/resources", fault = "no_cursor" })
+        local res = get("/resources?limit=5")
+        assert.equal(5, #res.json.data)
+        assert.equal("res_001", res.json.data[1].id)
+        assert.same({ has_more = true, total = 84 }, res.json.meta)
+        arm({ path = "/api/resources", fault = "no_cursor", null = true })
+        res = get("/resources?limit=5")
+        assert.same({ has_more = true, total = 84, cursor = cjson.null }, res.json.meta)
+        assert.truthy(res.body:find('"cursor":null', 1, true))
+      end)
+
+      it("answer the cursor the request sent, or on the first page one the next call echoes", function()
+        arm({ path = "/api/resources", fault = "repeat_cursor", count = 2 })
+        local first = get("/resources?limit=10")
+        local cursor = first.json.meta.cursor
+        assert.equal("string", type(cursor))
+        assert.is_true(first.json.meta.has_more)
+        local encoded = cursor:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end)
+        local second = get("/resources?limit=10&cursor=" .. encoded)
+        assert.equal(cursor, second.json.meta.cursor)
+        assert.equal("res_011", second.json.data[1].id)
+        -- the fixed cursor is a real one: without the fault it leads on
+        local third = get("/resources?limit=10&cursor=" .. encoded)
+        assert.equal("res_011", third.json.data[1].id)
+        assert.are_not.equal(cursor, third.json.meta.cursor)
+      end)
+    end)
+
+    describe("redirect", function()
+      it("answers 302 to the sandbox's redirect port, which logs a client that follows it", function()
+        arm({ path = "/api/v1/customers", fault = "redirect" })
+        local res = get("/v1/customers?page=2")
+        assert.equal(302, res.status)
+        assert.equal(sb.redirect_origin .. "/api/v1/customers?page=2", res.headers["location"])
+        assert.equal(sb.origin:gsub("%d+$", "") .. sb.redirect_port, sb.redirect_origin)
+        arm({ path = "/api/v1/customers", fault = "redirect" })
+        res = get("/v1/customers", { curl = { "-L", "--location-trusted" } })
+        assert.equal(421, res.status)
+        assert.equal("misdirected_request", res.json.error)
+        local log = entries()
+        assert.equal(3, #log)
+        assert.is_true(log[3].redirected)
+        assert.equal(sb.redirect_port, log[3].port)
+        assert.is_true(log[3].authorization)
+        assert.equal(sb.port, log[2].port)
+      end)
+
+      it("uses the given location and status", function()
+        arm({ path = "/api/v1/customers", fault = "redirect", location = "https://evil.example/x", status = 307 })
+        local res = get("/v1/customers")
+        assert.equal(307, res.status)
+        assert.equal("https://evil.example/x", res.headers["location"])
+      end)
+    end)
+
+    describe("headers_huge", function()
+      it("answers with more than 100 KB of response headers", function()
+        arm({ path = "/api/v1/customers", fault = "headers_huge" })
+        local res = get("/v1/customers")
+        assert.equal(200, res.status)
+        assert.equal(0, res.curl_exit)
+        assert.is_true(res.header_bytes > 128 * 1024, tostring(res.header_bytes))
+        assert.equal(string.rep("h", 1000), res.headers["x-filler-0001"])
+        assert.same({ data = {} }, res.json)
+      end)
+    end)
+  end)
+
+  describe("rate limit headers", function()
+    it("give a 429 a Retry-After that reaches the window's reset, and keep Reset fixed", function()
+      sb:config({ rate_limit = 1, rate_window = 2 })
+      local ok = get("/v1/customers/1")
+      assert.equal("0", ok.headers["x-ratelimit-remaining"])
+      local a, b = get("/v1/customers/1"), get("/v1/customers/1")
+      for _, res in ipairs({ a, b }) do
+        assert.equal(429, res.status)
+        assert.equal("1", res.headers["x-ratelimit-limit"])
+        assert.equal("0", res.headers["x-ratelimit-remaining"])
+        assert.equal(ok.headers["x-ratelimit-reset"], res.headers["x-ratelimit-reset"])
+        local wait, reset = tonumber(res.headers["retry-after"]), tonumber(res.headers["x-ratelimit-reset"])
+        assert.truthy(res.headers["retry-after"]:match("^%d+$"))
+        assert.is_true(wait >= 1 and wait <= 2)
+        assert.is_true(math.abs(os.time() + wait - reset) <= 1)
+      end
+      os.execute("sleep " .. a.headers["retry-after"])
+      local again = get("/v1/customers/1")
+      assert.equal(200, again.status)
+      assert.equal("0", again.headers["x-ratelimit-remaining"])
+    end)
+  end)
+
+  describe("OAuth", function()
+    -- RFC 7636 appendix B
+    local VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    local CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+    local function pct(s)
+      return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+    end
+
+    -- POST /oauth/token with a form; opts.basic = "id:secret" authenticates with HTTP Basic
+    local function token_call(form, opts)
+      opts = opts or {}
+      local parts = {}
+      for k, v in pairs(form) do parts[#parts + 1] = pct(k) .. "=" .. pct(v) end
+      table.sort(parts)
+      local curl = {}
+      if opts.basic then curl[1] = "-u " .. q(opts.basic) end
+      return call("POST", "", { token = false, raw_url = sb.origin .. "/oauth/token", curl = curl,
+        body = table.concat(parts, "&"),
+        headers = { ["Content-Type"] = opts.content_type or "application/x-www-form-urlencoded" } })
+    end
+
+    local function code_for(params)
+      local location, query = sb:approve(sb:authorize_url(params or { scope = "customers:read", state = "s1" }))
+      assert.truthy(location, query)
+      assert.truthy(query.code, location)
+      return query.code
+    end
+
+    -- the authorization_code grant with credentials in the body; extra overrides (false drops)
+    local function exchange(code, extra)
+      local form = { grant_type = "authorization_code", code = code, redirect_uri = sb.redirect_uri,
+        client_id = sb.client_id, client_secret = sb.client_secret }
+      for k, v in pairs(extra or {}) do form[k] = v or nil end
+      return token_call(form)
+    end
+
+    local function refresh(token, extra)
+      local form = { grant_type = "refresh_token", refresh_token = token, client_id = sb.client_id,
+        client_secret = sb.client_secret }
+      for k, v in pairs(extra or {}) do form[k] = v or nil end
+      return token_call(form)
+    end
+
+    local function tokens(params)
+      local res = exchange(code_for(params))
+      assert.equal(200, res.status, res.body)
+      return res.json
+    end
+
+    local function bearer(token, method, path, body)
+      return call(method or "GET", path or "/v1/customers/1", { token = token, json = body })
+    end
+
+    local function grant_error(res, status, code, description)
+      assert.equal(status, res.status, res.body)
+      assert.same({ error = code, error_description = description }, res.json)
+      assert.equal("no-store", res.headers["cache-control"])
+    end
+
+    describe("authorize", function()
+      it("shows a consent page with the client, the scopes and an Approve/Deny form", function()
+        local res = call("GET", "", { token = false, raw_url = sb:authorize_url({ scope = "customers:read tenants:read",
+          state = "st" }) })
+        assert.equal(200, res.status)
+        assert.equal("text/html; charset=utf-8", res.headers["content-type"])
+        assert.equal("no-store", res.headers["cache-control"])
+        assert.equal("DENY", res.headers["x-frame-options"])
+        assert.truthy(res.body:find("<title>Authorize Sandbox Client</title>", 1, true))
+        assert.truthy(res.body:find('<ul id="scopes"><li>customers:read</li><li>tenants:read</li></ul>', 1, true))
+        assert.truthy(res.body:find('<form method="post" action="/oauth/authorize">', 1, true))
+        assert.truthy(res.body:find('<input type="hidden" name="consent_id" value="[%w_-]+">'))
+        local approve = '<button type="submit" name="decision" value="approve" id="approve">Approve</button>'
+        local deny = '<button type="submit" name="decision" value="deny" id="deny">Deny</button>'
+        assert.truthy(res.body:find(approve, 1, true))
+        assert.truthy(res.body:find(deny, 1, true))
+      end)
+
+      it("redirects with code and state when the form's Approve is posted; the consent id is single use", function()
+        local page = call("GET", "", { token = false, raw_url = sb:authorize_url({ scope = "customers:read",
+          state = "a b&c" }) })
+        local id = page.body:match('name="consent_id" value="([^"]+)"')
+        local form = { token = false, raw_url = sb.origin .. "/oauth/authorize",
+          body = "consent_id=" .. id .. "&decision=approve",
+          headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } }
+        local res = call("POST", "", form)
+        assert.equal(302, res.status)
+        local code = res.headers.location:match("^http://127%.0%.0%.1/callback%?code=(sbac_[%w_-]+)&state=a%%20b%%26c$")
+        assert.truthy(code, res.headers.location)
+        res = call("POST", "", form)
+        assert.equal(400, res.status)
+        assert.truthy(res.body:find("This consent request is unknown, expired or already answered.", 1, true))
+        assert.equal(200, exchange(code).status)
+      end)
+
+      it("redirects with error=access_denied when the form's Deny is posted", function()
+        local location, query = sb:deny(sb:authorize_url({ scope = "customers:read", state = "xyz" }))
+        assert.equal("http://127.0.0.1/callback?error=access_denied&error_description=" ..
+          "The%20user%20denied%20the%20request.&state=xyz", location)
+        assert.same({ error = "access_denied", error_description = "The user denied the request.", state = "xyz" },
+          query)
+        local o = assert(sb:oauth())
+        assert.equal(1, o.authorizations.denied)
+        assert.equal(0, o.authorizations.codes)
+      end)
+
+      it("works over HTTPS", function()
+        local location, query = sb:approve(sb:authorize_url({ state = "t" }, sb.https_origin))
+        assert.truthy(location:match("^http://127%.0%.0%.1/callback%?code="))
+        assert.equal("t", query.state)
+      end)
+
+      it("redirects at once with auto_approve", function()
+        sb:config({ auto_approve = true })
+        local res = call("GET", "", { token = false, raw_url = sb:authorize_url({ state = "q" }) })
+        assert.equal(302, res.status)
+        assert.truthy(res.headers.location:match("^http://127%.0%.0%.1/callback%?code=sbac_[%w_-]+&state=q$"))
+        local location, query = sb:approve(sb:authorize_url({ state = "r" }))
+        assert.equal("r", query.state)
+        assert.truthy(location:find("code=", 1, true))
+        local ok, err = sb:deny(sb:authorize_url({ state = "r" }))
+        assert.is_nil(ok)
+        assert.equal("the sandbox auto-approved: there was no consent page to deny", err)
+      end)
+
+      it("shows an error page, never a redirect, for a bad client_id or redirect_uri", function()
+        local cases = {
+          { { client_id = "nope" }, "invalid_client", "Unknown client_id: nope." },
+          { { client_id = false }, "invalid_request", "The client_id parameter is missing." },
+          { { redirect_uri = "http://127.0.0.1/other" }, "invalid_request",
+            "The redirect_uri is not registered for this client." },
+          { { redirect_uri = "http://127.0.0.1/callback/" }, "invalid_request",
+            "The redirect_uri is not registered for this client." },
+        }
+        for _, c in ipairs(cases) do
+          local res = call("GET", "", { token = false, raw_url = sb:authorize_url(c[1]) })
+          assert.equal(400, res.status)
+          assert.is_nil(res.headers.location)
+          assert.equal("text/html; charset=utf-8", res.headers["content-type"])
+          assert.truthy(res.body:find('<code id="error">' .. c[2] .. "</code>", 1, true))
+          local ok, err = sb:approve(sb:authorize_url(c[1]))
+          assert.is_nil(ok)
+          assert.equal("authorize: HTTP 400 " .. c[2] .. ": " .. c[3], err)
+        end
+      end)
+
+      it("redirects other errors back to the client with state", function()
+        local cases = {
+          { { scope = "customers:read teleport:write", state = "s" }, "invalid_scope",
+            "Unknown scope: teleport:write." },
+          { { response_type = "token", state = "s" }, "unsupported_response_type",
+            "Only response_type=code is supported." },
+          { { response_type = false, state = "s" }, "invalid_request", "The response_type parameter is missing." },
+          { { code_challenge = CHALLENGE, code_challenge_method = "plain", state = "s" }, "invalid_request",
+            "PKCE with code_challenge_method=plain is not supported: use S256." },
+          { { code_challenge = CHALLENGE, state = "s" }, "invalid_request",
+            "PKCE with code_challenge_method=plain is not supported: use S256." },
+          { { code_challenge = "short", code_challenge_method = "S256", state = "s" }, "invalid_request",
+            "The code_challenge must be 43 characters of base64url (the S256 of the code_verifier)." },
+        }
+        for _, c in ipairs(cases) do
+          local res = call("GET", "", { token = false, raw_url = sb:authorize_url(c[1]) })
+          assert.equal(302, res.status)
+          local _, query = sb:approve(sb:authorize_url(c[1]))
+          assert.same({ error = c[2], error_description = c[3], state = "s" }, query)
+        end
+      end)
+
+      it("keeps the registered redirect URI's query and accepts a missing redirect_uri for a one-URI client", function()
+        sb:config({ clients = { { client_id = "app2", client_secret = "s2", name = "App <Two>",
+          redirect_uris = { "http://127.0.0.1:9/cb?app=2" } } } })
+        local page = call("GET", "", { token = false, raw_url = sb:authorize_url({ client_id = "app2",
+          redirect_uri = false }) })
+        assert.truthy(page.body:find("<title>Authorize App &lt;Two&gt;</title>", 1, true))
+        local location = sb:approve(sb:authorize_url({ client_id = "app2", redirect_uri = false, state = "z" }))
+        assert.truthy(location:match("^http://127%.0%.0%.1:9/cb%?app=2&code=sbac_[%w_-]+&state=z$"), location)
+        assert.equal("app2", sb:config().client_id)
+        assert.equal("http://127.0.0.1:9/cb?app=2", sb:config().redirect_uri)
+        assert.same({ { client_id = "app2", client_secret = "s2", name = "App <Two>",
+          redirect_uris = { "http://127.0.0.1:9/cb?app=2" } } }, assert(sb:oauth()).settings.clients)
+        local ok, err = sb:config({ clients = { { client_id = "x" } } })
+        assert.is_nil(ok)
+        assert.equal("control POST /_sandbox/config: HTTP 400: Bad value for clients: each client needs a " ..
+          "client_id and a client_secret.", err)
+        err = select(2, sb:config({ clients = { { client_id = "x", client_secret = "y", redirect_uri = "/cb#f" } } }))
+        assert.equal("control POST /_sandbox/config: HTTP 400: Bad value for clients: a redirect URI must be an " ..
+          "absolute URI without a fragment.", err)
+      end)
+    end)
+
+    describe("token", function()
+      it("exchanges a code for tokens that the API accepts", function()
+        local res = exchange(code_for({ scope = "customers:read tenants:read", state = "s" }))
+        assert.equal(200, res.status)
+        assert.equal("no-store", res.headers["cache-control"])
+        assert.equal("no-cache", res.headers["pragma"])
+        local t = res.json
+        assert.equal("Bearer", t.token_type)
+        assert.equal(3600, t.expires_in)
+        assert.equal("customers:read tenants:read", t.scope)
+        assert.truthy(t.access_token:match("^sbat_[%w_-]+$"))
+        assert.truthy(t.refresh_token:match("^sbrt_[%w_-]+$"))
+        assert.equal(200, bearer(t.access_token).status)
+        assert.equal(200, bearer(t.access_token, "GET", "/v1/account/tenants").status)
+        local o = assert(sb:oauth())
+        assert.same({ authorization_code = 1, refresh_token = 0, total = 1 }, o.grants)
+        assert.same({ active = 1, expired = 0, revoked = 0 }, o.access_tokens)
+      end)
+
+      it("grants every scope when the authorize request names none", function()
+        local t = tokens({ state = "s" })
+        local all = assert(sb:oauth()).settings.scopes
+        assert.equal(table.concat(all, " "), t.scope)
+        assert.equal(201, bearer(t.access_token, "POST", "/v1/customers", { first_name = "O", email = "o@example.com" })
+          .status)
+      end)
+
+      it("checks PKCE S256 with the RFC 7636 appendix B vector", function()
+        local params = { scope = "customers:read", state = "p", code_challenge = CHALLENGE,
+          code_challenge_method = "S256" }
+        local code = code_for(params)
+        grant_error(exchange(code), 400, "invalid_request", "The code_verifier parameter is missing.")
+        grant_error(exchange(code, { code_verifier = "x" }), 400, "invalid_request",
+          "The code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_', '~'.")
+        grant_error(exchange(code, { code_verifier = VERIFIER:sub(2) .. "A" }), 400, "invalid_grant",
+          "The code_verifier does not match the code_challenge.")
+        local res = exchange(code, { code_verifier = VERIFIER })
+        assert.equal(200, res.status)
+        grant_error(exchange(code_for(), { code_verifier = VERIFIER }), 400, "invalid_grant",
+          "A code_verifier was sent but the authorization request had no code_challenge.")
+      end)
+
+      it("accepts a code once; a second use revokes the tokens issued with it", function()
+        local code = code_for()
+        local t = exchange(code).json
+        grant_error(exchange(code), 400, "invalid_grant",
+          "The authorization code was already used; the tokens issued with it are revoked.")
+        local res = bearer(t.access_token)
+        assert.equal(401, res.status)
+        assert.same({ error = "invalid_token", message = "The access token has been revoked." }, res.json)
+        grant_error(refresh(t.refresh_token), 400, "invalid_grant", "The refresh token has been revoked.")
+      end)
+
+      it("refuses an expired code", function()
+        sb:config({ code_ttl = 1 })
+        local code = code_for()
+        os.execute("sleep 1.1")
+        grant_error(exchange(code), 400, "invalid_grant", "The authorization code has expired.")
+      end)
+
+      it("refuses an unknown code and a redirect_uri other than the authorize request's", function()
+        grant_error(exchange("sbac_nothing"), 400, "invalid_grant", "The authorization code is invalid.")
+        local code = code_for()
+        grant_error(exchange(code, { redirect_uri = "http://127.0.0.1/other" }), 400, "invalid_grant",
+          "The redirect_uri does not match the one sent to the authorization endpoint.")
+        grant_error(exchange(code, { redirect_uri = false }), 400, "invalid_grant",
+          "The redirect_uri does not match the one sent to the authorization endpoint.")
+        assert.equal(200, exchange(code).status)
+      end)
+
+      it("answers 401 invalid_client with WWW-Authenticate for a wrong or missing secret", function()
+        local code = code_for()
+        local res = exchange(code, { client_secret = "wrong" })
+        grant_error(res, 401, "invalid_client", "Client authentication failed.")
+        assert.equal('Basic realm="flextell"', res.headers["www-authenticate"])
+        grant_error(exchange(code, { client_secret = false }), 401, "invalid_client",
+          "Client authentication failed: send client_id and client_secret, or HTTP Basic.")
+        grant_error(exchange(code, { client_id = "other" }), 401, "invalid_client", "Client authentication failed.")
+        res = token_call({ grant_type = "authorization_code", code = code, redirect_uri = sb.redirect_uri },
+          { basic = "sandbox-client:nope" })
+        grant_error(res, 401, "invalid_client", "Client authentication failed.")
+        assert.equal(200, exchange(code).status)
+      end)
+
+      it("authenticates the client with HTTP Basic", function()
+        local res = token_call({ grant_type = "authorization_code", code = code_for(), redirect_uri = sb.redirect_uri },
+          { basic = "sandbox-client:sandbox-secret" })
+        assert.equal(200, res.status)
+        assert.equal("Bearer", res.json.token_type)
+        grant_error(token_call({ grant_type = "refresh_token", refresh_token = res.json.refresh_token,
+          client_secret = "sandbox-secret" }, { basic = "sandbox-client:sandbox-secret" }), 400, "invalid_request",
+          "Use one client authentication method: HTTP Basic or client_secret in the body, not both.")
+        assert.equal(200, token_call({ grant_type = "refresh_token", refresh_token = res.json.refresh_token },
+          { basic = "sandbox-client:sandbox-secret" }).status)
+      end)
+
+      it("answers RFC 6749 errors for bad requests", function()
+        grant_error(token_call({ client_id = sb.client_id, client_secret = sb.client_secret }), 400, "invalid_request",
+          "The grant_type parameter is missing.")
+        grant_error(token_call({ grant_type = "password", client_id = sb.client_id, client_secret = sb.client_secret }),
+          400, "unsupported_grant_type", "The grant type password is not supported.")
+        grant_error(token_call({ grant_type = "authorization_code", client_id = sb.client_id,
+          client_secret = sb.client_secret }), 400, "invalid_request", "The code parameter is missing.")
+        grant_error(token_call({ grant_type = "refresh_token" }, { content_type = "application/json" }), 400,
+          "invalid_request", "The token request must be application/x-www-form-urlencoded.")
+        local res = call("GET", "", { token = false, raw_url = sb.origin .. "/oauth/token" })
+        grant_error(res, 405, "invalid_request", "The token endpoint accepts POST only.")
+        assert.equal("POST", res.headers.allow)
+        res = call("POST", "", { token = false, raw_url = sb.origin .. "/oauth/token",
+          body = "grant_type=refresh_token&grant_type=authorization_code",
+          headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
+        grant_error(res, 400, "invalid_request", "The grant_type parameter is repeated.")
+        assert.same({ invalid_request = 5, unsupported_grant_type = 1 }, assert(sb:oauth()).errors)
+      end)
+    end)
+
+    describe("refresh", function()
+      it("rotates the refresh token; the old access token stays valid until it expires", function()
+        local t = tokens()
+        local res = refresh(t.refresh_token)
+        assert.equal(200, res.status)
+        local n = res.json
+        assert.are_not.equal(t.refresh_token, n.refresh_token)
+        assert.are_not.equal(t.access_token, n.access_token)
+        assert.equal("customers:read", n.scope)
+        assert.equal(3600, n.expires_in)
+        assert.equal("no-store", res.headers["cache-control"])
+        assert.equal(200, bearer(n.access_token).status)
+        assert.equal(200, bearer(t.access_token).status)
+        assert.equal(200, refresh(n.refresh_token).status)
+        assert.same({ authorization_code = 1, refresh_token = 2, total = 3 }, assert(sb:oauth()).grants)
+      end)
+
+      it("revokes the whole family when a used refresh token comes back", function()
+        local t = tokens()
+        local n = refresh(t.refresh_token).json
+        grant_error(refresh(t.refresh_token), 400, "invalid_grant",
+          "The refresh token was already used; every token of this grant is now revoked.")
+        for _, at in ipairs({ t.access_token, n.access_token }) do
+          local res = bearer(at)
+          assert.equal(401, res.status)
+          assert.same({ error = "invalid_token", message = "The access token has been revoked." }, res.json)
+        end
+        grant_error(refresh(n.refresh_token), 400, "invalid_grant", "The refresh token has been revoked.")
+        local o = assert(sb:oauth())
+        assert.same({ total = 1, revoked = 1 }, o.families)
+        assert.same({ active = 0, expired = 0, revoked = 2 }, o.access_tokens)
+        -- other grants are untouched
+        assert.equal(200, bearer(tokens().access_token).status)
+      end)
+
+      it("refuses an unknown token, another client's token, and a wider scope", function()
+        grant_error(refresh("sbrt_nothing"), 400, "invalid_grant", "The refresh token is invalid.")
+        local t = tokens({ scope = "customers:read tenants:read" })
+        sb:config({ clients = { { client_id = "sandbox-client", client_secret = "sandbox-secret",
+          redirect_uri = sb.redirect_uri }, { client_id = "app2", client_secret = "s2", redirect_uri = "x://y" } } })
+        grant_error(refresh(t.refresh_token, { client_id = "app2", client_secret = "s2" }), 400, "invalid_grant",
+          "The refresh token was issued to another client.")
+        grant_error(refresh(t.refresh_token, { scope = "customers:read customers:write" }), 400, "invalid_scope",
+          "The requested scope exceeds the scope granted: customers:write.")
+        local res = refresh(t.refresh_token, { scope = "tenants:read" })
+        assert.equal(200, res.status)
+        assert.equal("tenants:read", res.json.scope)
+        assert.equal(403, bearer(res.json.access_token).status)
+        -- the refresh token keeps the scope of the grant
+        assert.equal("customers:read tenants:read", refresh(res.json.refresh_token).json.scope)
+      end)
+    end)
+
+    describe("access tokens", function()
+      it("expire after token_ttl with 401 invalid_token", function()
+        sb:config({ token_ttl = 1 })
+        local t = tokens()
+        assert.equal(1, t.expires_in)
+        assert.equal(200, bearer(t.access_token).status)
+        os.execute("sleep 1.1")
+        local res = bearer(t.access_token)
+        assert.equal(401, res.status)
+        assert.same({ error = "invalid_token", message = "The access token has expired." }, res.json)
+        assert.equal('Bearer realm="flextell", error="invalid_token"', res.headers["www-authenticate"])
+        local n = refresh(t.refresh_token).json
+        assert.equal(200, bearer(n.access_token).status)
+      end)
+
+      it("all expire at once through /_sandbox/oauth/expire", function()
+        local a, b = tokens(), tokens()
+        assert.same({ access_tokens = 2, refresh_tokens = 0 }, sb:expire_tokens())
+        for _, t in ipairs({ a, b }) do
+          assert.equal("The access token has expired.", bearer(t.access_token).json.message)
+        end
+        assert.equal(200, bearer(refresh(a.refresh_token).json.access_token).status)
+        assert.same({ access_tokens = 1, refresh_tokens = 2 }, sb:expire_tokens({ refresh = true }))
+        grant_error(refresh(b.refresh_token), 400, "invalid_grant", "The refresh token has expired.")
+        assert.equal(200, get("/v1/customers/1").status)
+      end)
+
+      it("need the call's scope: 403 insufficient_scope", function()
+        local t = tokens({ scope = "customers:read" })
+        assert.equal(200, bearer(t.access_token, "GET", "/v1/customers").status)
+        local res = bearer(t.access_token, "POST", "/v1/customers", { first_name = "S", email = "s@example.com" })
+        assert.equal(403, res.status)
+        assert.same({ error = "insufficient_scope", message = "This call needs the scope customers:write." }, res.json)
+        assert.equal('Bearer realm="flextell", error="insufficient_scope", scope="customers:write"',
+          res.headers["www-authenticate"])
+        assert.equal("insufficient_scope", bearer(t.access_token, "GET", "/v1/account/tenants").json.error)
+        assert.equal(403, bearer(t.access_token, "GET", "/v1/products/1").status)
+        local w = tokens({ scope = "customers:write tenants:read" })
+        assert.equal(200, bearer(w.access_token, "GET", "/v1/customers/1").status)
+        assert.equal(200, bearer(w.access_token, "PATCH", "/v1/customers/1", { notes = "n" }).status)
+        assert.equal(200, bearer(w.access_token, "GET", "/v1/account/tenants").status)
+      end)
+
+      it("share one rate-limit window per grant across refreshes", function()
+        sb:config({ rate_limit = 3 })
+        local t = tokens()
+        assert.equal("2", bearer(t.access_token).headers["x-ratelimit-remaining"])
+        local n = refresh(t.refresh_token).json
+        assert.equal("1", bearer(n.access_token).headers["x-ratelimit-remaining"])
+        assert.equal("2", get("/v1/customers/1").headers["x-ratelimit-remaining"])
+      end)
     end)
   end)
 end)

@@ -12,20 +12,20 @@ local M = {}
 
 local current, current_key
 
-local function key_of(opts)
+-- Options as one string, nested tables (clients) included, so equal options give equal keys.
+local function key_of(v)
+  if type(v) ~= "table" then return tostring(v) end
   local keys = {}
-  for k in pairs(opts) do keys[#keys + 1] = k end
-  table.sort(keys)
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   local parts = {}
-  for _, k in ipairs(keys) do
-    local v = opts[k]
-    parts[#parts + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, ",") or tostring(v))
-  end
-  return table.concat(parts, ";")
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. key_of(v[k]) end
+  return "{" .. table.concat(parts, ";") .. "}"
 end
 
 -- Returns the running handle (fields url, https_url, ca_file, token, client_id, client_secret,
--- redirect_uri...; methods control, reset, arm, requests, config, stop). Raises on failure:
+-- redirect_uri, redirect_origin...; methods control, reset, arm, requests, config, oauth,
+-- expire_tokens, authorize_url, approve, deny, stop). Raises on failure:
 -- a spec without its server cannot do anything useful.
 function M.start(opts)
   opts = opts or {}

@@ -7,6 +7,7 @@ local control = require "flextell.sandbox.control"
 local faults = require "flextell.sandbox.faults"
 local sha256 = require "flextell.sandbox.sha256"
 local api = require "flextell.sandbox.api"
+local oauth = require "flextell.sandbox.oauth"
 
 local M = {}
 
@@ -32,6 +33,7 @@ local function log_request(ctx)
   local entry = {
     id = ngx.ctx.request_id,
     time = ngx.now(),
+    port = tonumber(ngx.var.server_port),
     method = ctx.method,
     path = ctx.path,
     uri = ctx.uri,
@@ -78,19 +80,30 @@ local function handle()
     return http.error(404, "not_found", "No such endpoint: " .. ctx.method .. " " .. ctx.path .. ".")
   end
   log_request(ctx)
-  if faults.apply(ctx) then return end
-  if area == "oauth" then
-    local ok, oauth = pcall(require, "flextell.sandbox.oauth")
-    if not ok then return http.error(404, "not_found", "OAuth is not available yet.") end
-    return oauth.handle(ctx)
+  local function real()
+    if area == "oauth" then return oauth.handle(ctx) end
+    return dispatch_api(ctx)
   end
-  return dispatch_api(ctx)
+  if faults.apply(ctx, real) then return end
+  return real()
+end
+
+-- The redirect fault's default target: a port of its own, so a client that follows a redirect
+-- shows up in the log (port, authorization) and gets an answer it cannot mistake for success.
+local function trap()
+  local ctx = http.context()
+  ngx.ctx.request_id = state.next_request_id()
+  http.add_header("X-Request-Id", ngx.ctx.request_id)
+  log_request(ctx)
+  ngx.ctx.log_entry.redirected = true
+  return http.error(421, "misdirected_request",
+    "This port only receives followed redirects: clients must not follow the sandbox's redirects.")
 end
 
 -- A bug in a handler still answers in the API's error shape, so a client spec sees a 500 it can
 -- name instead of nginx's HTML page; the traceback goes to the error log.
-function M.run()
-  local ok, err = xpcall(handle, debug.traceback)
+function M.run(entry)
+  local ok, err = xpcall(entry == "trap" and trap or handle, debug.traceback)
   if not ok then
     ngx.log(ngx.ERR, err)
     if not ngx.headers_sent then

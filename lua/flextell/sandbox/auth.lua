@@ -22,10 +22,13 @@ local function bearer(ctx)
 end
 
 -- Fixed window per credential. The presented token (valid or not) is the key, so even a 401
--- carries the headers; calls with no token share one window per client address.
+-- carries the headers; calls with no token share one window per client address. OAuth tokens
+-- count per grant, so a refresh does not start a new window.
 function M.rate_limit(ctx)
   local cfg = state.config
-  local key = bearer(ctx) or ("addr:" .. (ngx.var.remote_addr or ""))
+  local token = bearer(ctx)
+  local rec = token and M.access_tokens[token]
+  local key = rec and ("grant:" .. rec.family) or token or ("addr:" .. (ngx.var.remote_addr or ""))
   local now = ngx.now()
   local w = state.windows[key]
   if not w or now >= w.reset then

@@ -6,13 +6,14 @@ local state = require "flextell.sandbox.state"
 local store = require "flextell.sandbox.store"
 local auth = require "flextell.sandbox.auth"
 local faults = require "flextell.sandbox.faults"
+local oauth = require "flextell.sandbox.oauth"
 
 local array, copy = json.array, json.copy
 
 local M = {}
 
--- other modules with state register here (oauth), so reset reaches them without a cycle
-M.resetters = { store.reset, auth.reset, faults.reset }
+-- every module with state; reset reaches them all
+M.resetters = { store.reset, auth.reset, faults.reset, oauth.reset }
 
 function M.reset_all()
   state.reset()
@@ -32,9 +33,16 @@ local function set_config(ctx)
   for k, v in pairs(body) do
     local check = state.config_checks[k]
     if not check then return http.error(400, "invalid_request", "Unknown configuration key: " .. k .. ".") end
-    if not check(v) then return http.error(400, "invalid_request", "Bad value for " .. k .. ".") end
+    local ok, why = check(v)
+    if not ok then
+      return http.error(400, "invalid_request", "Bad value for " .. k .. (why and (": " .. why) or "") .. ".")
+    end
   end
   for k, v in pairs(body) do state.config[k] = copy(v) end
+  if body.clients then
+    state.config.clients = state.normalize_clients(body.clients)
+    state.sync_client()
+  end
   if body.rate_limit or body.rate_window then state.windows = {} end
   return http.json(200, { config = public_config() })
 end
@@ -64,7 +72,9 @@ function M.handle(ctx)
     return http.error(403, "forbidden", "The control API only answers loopback clients.")
   end
   local op, m = ctx.segments[2], ctx.method
-  if #ctx.segments > 2 then op = nil end
+  if #ctx.segments > 2 then
+    op = (op == "oauth" and ctx.segments[3] == "expire" and #ctx.segments == 3) and "oauth/expire" or nil
+  end
   if op == "health" and m == "GET" then
     return http.json(200, { status = "ok", worker_pid = ngx.worker.pid() })
   elseif op == "reset" and m == "POST" then
@@ -90,6 +100,12 @@ function M.handle(ctx)
   elseif op == "faults" and m == "DELETE" then
     faults.reset()
     return http.no_content()
+  elseif op == "oauth" and m == "GET" then
+    return http.json(200, oauth.report())
+  elseif op == "oauth/expire" and m == "POST" then
+    local body = http.json_object(ctx)
+    if not body then return end
+    return http.json(200, oauth.expire(body.refresh == true))
   end
   return http.error(404, "not_found", "No control operation " .. m .. " " .. ctx.path .. ".")
 end

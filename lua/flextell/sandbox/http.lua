@@ -62,7 +62,18 @@ local function apply_headers(headers)
   end
 end
 
+-- While a fault runs the real handler to cut its answer short (stall, reset, truncated),
+-- ngx.ctx.capture collects the first response instead of sending it.
+local function capture(cap, status, body, content_type, headers)
+  if cap.status then return end
+  local all = {}
+  for k, v in pairs(ngx.ctx.headers or {}) do all[k] = v end
+  for k, v in pairs(headers or {}) do all[k] = v end
+  cap.status, cap.body, cap.content_type, cap.headers = status, body or "", content_type, all
+end
+
 function M.raw(status, body, content_type, headers)
+  if ngx.ctx.capture then return capture(ngx.ctx.capture, status, body, content_type, headers) end
   ngx.status = status
   apply_headers(headers)
   if ngx.ctx.log_entry then ngx.ctx.log_entry.status = status end
@@ -73,6 +84,16 @@ function M.raw(status, body, content_type, headers)
   ngx.header["Content-Length"] = #body
   ngx.print(body)
   return ngx.exit(ngx.HTTP_OK)
+end
+
+-- Status and headers only, for answers that write their body themselves (faults). A
+-- content_type of "" sends none; length sets Content-Length.
+function M.begin(status, content_type, headers, length)
+  ngx.status = status
+  apply_headers(headers)
+  if ngx.ctx.log_entry then ngx.ctx.log_entry.status = status end
+  if content_type then ngx.header["Content-Type"] = content_type end
+  if length then ngx.header["Content-Length"] = length end
 end
 
 function M.json(status, value, headers)

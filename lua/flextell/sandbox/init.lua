@@ -14,6 +14,8 @@ local DEFAULTS = {
   tls = true,
   prefix = nil,
   token_ttl = 3600,
+  code_ttl = 60,
+  refresh_ttl = 30 * 24 * 3600,
   rate_limit = 1000,
   rate_window = 60,
   auto_approve = false,
@@ -30,6 +32,16 @@ local CLIENT = {
   client_secret = "sandbox-secret",
   redirect_uri = "http://127.0.0.1/callback",
 }
+
+-- OAuth clients as the server keeps them (state.lua is plain Lua outside nginx too); nil gives
+-- the one default client.
+local function normalize_clients(list)
+  if list == nil then
+    list = { { client_id = CLIENT.client_id, client_secret = CLIENT.client_secret,
+      redirect_uri = CLIENT.redirect_uri, name = "Sandbox Client" } }
+  end
+  return require("flextell.sandbox.state").normalize_clients(list)
+end
 
 -- shell helpers ---------------------------------------------------------------------------
 
@@ -268,6 +280,8 @@ local function nginx_conf(h, o, modules, root, user_root, v6)
     "  client_max_body_size 256m;",
     "  client_body_buffer_size 1m;",
     "  keepalive_requests 100000;",
+    -- the reset fault ends with 444: with this, nginx closes with RST instead of FIN
+    "  reset_timedout_connection on;",
     "  lua_socket_log_errors off;",
     format('  lua_package_path "%s?.lua;%s?/init.lua;;";', root, root),
     format("  init_by_lua_block { require(\"flextell.sandbox.app\").init(%s) }",
@@ -276,6 +290,12 @@ local function nginx_conf(h, o, modules, root, user_root, v6)
     "  server {",
     listen(h.port, ""),
     location,
+    "  }",
+    "  server {",
+    listen(h.redirect_port, ""),
+    "    location / {",
+    '      content_by_lua_block { require("flextell.sandbox.app").run("trap") }',
+    "    }",
     "  }",
   }
   if h.tls_port then
@@ -405,6 +425,117 @@ function Sandbox:config(t)
   return res.config
 end
 
+-- OAuth ----------------------------------------------------------------------------------------
+
+-- The server's OAuth state: settings, clients, grant and token counts.
+function Sandbox:oauth()
+  return self:control("GET", "/_sandbox/oauth")
+end
+
+-- Expires every current access token at once (opts.refresh: refresh tokens too); returns the
+-- counts { access_tokens = N, refresh_tokens = M }.
+function Sandbox:expire_tokens(opts)
+  return self:control("POST", "/_sandbox/oauth/expire", { refresh = opts and opts.refresh or false })
+end
+
+local function encode_query(params)
+  local keys = {}
+  for k in pairs(params) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    if params[k] ~= false then parts[#parts + 1] = percent(k) .. "=" .. percent(params[k]) end
+  end
+  return concat(parts, "&")
+end
+
+-- An authorize URL for the first client: response_type, client_id and redirect_uri filled in,
+-- every other parameter from `params` (false leaves a default out); origin defaults to sb.origin.
+function Sandbox:authorize_url(params, origin)
+  local q = { response_type = "code", client_id = self.client_id, redirect_uri = self.redirect_uri }
+  for k, v in pairs(params or {}) do q[k] = v end
+  return (origin or self.origin) .. "/oauth/authorize?" .. encode_query(q)
+end
+
+local function unpercent(s)
+  return (s:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function query_of(url)
+  local t = {}
+  local q = url:match("%?([^#]*)")
+  for pair in (q or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    t[unpercent(k)] = unpercent(v)
+  end
+  return t
+end
+
+-- One request with the curl CLI, redirects not followed: status, headers (lower-case), body.
+local function fetch(self, method, url, form)
+  local hfile, bfile = os.tmpname(), os.tmpname()
+  local cmd = { "curl -sS --noproxy '*' --max-time 30 -X", quote(method), "-D", quote(hfile), "-o", quote(bfile),
+    "-w '%{http_code}'" }
+  if url:match("^https:") and self.ca_file then cmd[#cmd + 1] = "--cacert " .. quote(self.ca_file) end
+  if form then
+    cmd[#cmd + 1] = "-H 'Content-Type: application/x-www-form-urlencoded' --data-binary " .. quote(form)
+  end
+  cmd[#cmd + 1] = quote(url)
+  local out = capture(concat(cmd, " ") .. " 2>&1") or ""
+  local res = { status = tonumber(out:match("(%d%d%d)$")), headers = {}, body = read_file(bfile) or "" }
+  for line in (read_file(hfile) or ""):gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k then res.headers[k:lower()] = v end
+  end
+  os.remove(hfile)
+  os.remove(bfile)
+  if not res.status or res.status == 0 then
+    return nil, format("%s %s failed: %s", method, url, out:gsub("%s+$", ""))
+  end
+  return res
+end
+
+local function html_unescape(s)
+  return (s:gsub("&quot;", '"'):gsub("&#39;", "'"):gsub("&lt;", "<"):gsub("&gt;", ">"):gsub("&amp;", "&"))
+end
+
+-- What a user does in the browser: open the authorize URL, then press the consent page's
+-- button. Returns the final redirect URL (never followed) and its decoded query.
+local function consent(self, authorize_url, decision)
+  local res, err = fetch(self, "GET", authorize_url)
+  if not res then return nil, err end
+  if res.status >= 300 and res.status < 400 and res.headers.location then
+    if decision == "deny" then
+      return nil, "the sandbox auto-approved: there was no consent page to deny"
+    end
+    return res.headers.location, query_of(res.headers.location)
+  end
+  local id = res.status == 200 and res.body:match('name="consent_id" value="([^"]*)"')
+  if not id then
+    local code = res.body:match('<code id="error">([^<]*)</code>') or ""
+    local desc = res.body:match('<p id="error_description">([^<]*)</p>') or ""
+    return nil, format("authorize: HTTP %d %s: %s", res.status, html_unescape(code), html_unescape(desc))
+  end
+  local action = html_unescape(res.body:match('<form[^>]-action="([^"]*)"') or "/oauth/authorize")
+  local origin = authorize_url:match("^(%a+://[^/?#]+)")
+  res, err = fetch(self, "POST", origin .. action,
+    "consent_id=" .. percent(html_unescape(id)) .. "&decision=" .. decision)
+  if not res then return nil, err end
+  local location = res.headers.location
+  if res.status < 300 or res.status >= 400 or not location then
+    return nil, format("consent: HTTP %d without a redirect", res.status)
+  end
+  return location, query_of(location)
+end
+
+function Sandbox:approve(authorize_url)
+  return consent(self, authorize_url, "approve")
+end
+
+function Sandbox:deny(authorize_url)
+  return consent(self, authorize_url, "deny")
+end
+
 -- Idempotent: stops nginx (waiting until it is gone) and removes a prefix this module created.
 function Sandbox:stop()
   if self.stopped then return true end
@@ -447,7 +578,8 @@ local function public_fields(h)
     url = h.url, https_url = h.https_url, origin = h.origin, https_origin = h.https_origin,
     port = h.port, tls_port = h.tls_port, ca_file = h.ca_file, prefix = h.prefix, token = h.token,
     tokens = h.tokens, client_id = h.client_id, client_secret = h.client_secret,
-    redirect_uri = h.redirect_uri, remove_prefix = h.remove_prefix,
+    redirect_uri = h.redirect_uri, remove_prefix = h.remove_prefix, clients = h.clients,
+    redirect_port = h.redirect_port, redirect_origin = h.redirect_origin,
   }
 end
 
@@ -480,11 +612,13 @@ function M.start(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
-    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port") then
+    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port" or k == "clients") then
       error("flextell.sandbox.start: unknown option '" .. tostring(k) .. "'", 2)
     end
     o[k] = v
   end
+  local clients, bad = normalize_clients(o.clients)
+  if not clients then error("flextell.sandbox.start: " .. bad, 2) end
 
   local root, err = lua_root()
   if not root then return nil, "flextell.sandbox: " .. err end
@@ -498,8 +632,9 @@ function M.start(opts)
   modules, err = module_lines(nginx)
   if not modules then return nil, "flextell.sandbox: " .. err end
 
-  local h = { tokens = o.tokens, token = o.tokens[1], quiet = o.quiet }
-  for k, v in pairs(CLIENT) do h[k] = v end
+  local h = { tokens = o.tokens, token = o.tokens[1], quiet = o.quiet, clients = clients }
+  h.client_id, h.client_secret = clients[1].client_id, clients[1].client_secret
+  h.redirect_uri = clients[1].redirect_uris[1]
   if o.prefix then
     h.prefix = o.prefix:gsub("/+$", "")
     if not run("mkdir -p " .. quote(h.prefix)) then return nil, "flextell.sandbox: cannot create " .. h.prefix end
@@ -524,12 +659,20 @@ function M.start(opts)
     h.ca_file, h.cert, h.key = certs.ca_file, certs.cert, certs.key
   end
 
-  local server_conf = json.encode({
-    token_ttl = o.token_ttl, rate_limit = o.rate_limit, rate_window = o.rate_window,
-    auto_approve = o.auto_approve, tokens = o.tokens, client_id = CLIENT.client_id,
-    client_secret = CLIENT.client_secret, redirect_uri = CLIENT.redirect_uri,
-  })
-  assert(write_file(p .. "/conf/sandbox.json", server_conf))
+  local function server_conf()
+    return json.encode({
+      token_ttl = o.token_ttl, code_ttl = o.code_ttl, refresh_ttl = o.refresh_ttl,
+      rate_limit = o.rate_limit, rate_window = o.rate_window,
+      auto_approve = o.auto_approve, tokens = o.tokens, client_id = h.client_id,
+      client_secret = h.client_secret, redirect_uri = h.redirect_uri, clients = clients,
+      redirect_port = h.redirect_port,
+    })
+  end
+
+  local busy = busy_ports()
+  for _, port in ipairs({ o.port or false, o.tls and o.tls_port or false }) do
+    if port and busy[port] then return fail(h, "port " .. port .. " is already in use") end
+  end
 
   local user_root = (capture("id -u") or ""):match("^0%s") ~= nil
   local v6 = ipv6_loopback()
@@ -540,6 +683,9 @@ function M.start(opts)
     h.port = o.port or pick_port(taken)
     taken[h.port] = true
     h.tls_port = o.tls and (o.tls_port or pick_port(taken)) or nil
+    if h.tls_port then taken[h.tls_port] = true end
+    h.redirect_port = pick_port(taken)
+    assert(write_file(p .. "/conf/sandbox.json", server_conf()))
     assert(write_file(p .. "/nginx.conf", nginx_conf(h, o, modules, root, user_root, v6)))
     os.remove(p .. "/logs/error.log")
     local cmd = quote(nginx) .. " -p " .. quote(p .. "/") .. " -c " .. quote(p .. "/nginx.conf") ..
@@ -549,7 +695,7 @@ function M.start(opts)
       break
     end
     local said = (read_file(startup) or "") .. (read_file(p .. "/logs/error.log") or "")
-    if not said:find("Address already in use", 1, true) or (o.port and (o.tls_port or not o.tls)) then
+    if not said:find("Address already in use", 1, true) then
       return fail(h, "nginx did not start")
     end
   end
@@ -557,6 +703,7 @@ function M.start(opts)
 
   h.origin = format("http://127.0.0.1:%d", h.port)
   h.url = h.origin .. "/api"
+  h.redirect_origin = format("http://127.0.0.1:%d", h.redirect_port)
   if h.tls_port then
     h.https_origin = format("https://127.0.0.1:%d", h.tls_port)
     h.https_url = h.https_origin .. "/api"

@@ -6,6 +6,8 @@ local M = {}
 
 local defaults = {
   token_ttl = 3600,
+  code_ttl = 60,
+  refresh_ttl = 30 * 24 * 3600,
   rate_limit = 1000,
   rate_window = 60,
   auto_approve = false,
@@ -35,6 +37,10 @@ function M.init(path)
   for k, v in pairs(defaults) do
     if conf[k] == nil then conf[k] = v end
   end
+  conf.clients = conf.clients and M.normalize_clients(conf.clients) or M.normalize_clients({ {
+    client_id = conf.client_id, client_secret = conf.client_secret, redirect_uri = conf.redirect_uri,
+    name = "Sandbox Client" } })
+  M.sync_client(conf)
   M.boot = conf
   M.config = json.copy(conf)
   boot_tag = string.format("%08x", (ngx and ngx.time() or os.time()) % 0x100000000)
@@ -46,10 +52,48 @@ function M.reset()
   M.windows = {}
 end
 
+-- OAuth clients: { client_id, client_secret, redirect_uris = {...}, name }, from entries with
+-- redirect_uri (one) or redirect_uris; nil, message when the list is not usable.
+function M.normalize_clients(list)
+  if type(list) ~= "table" or #list == 0 then return nil, "clients must be a non-empty list" end
+  local out = json.array()
+  for i, c in ipairs(list) do
+    if type(c) ~= "table" or type(c.client_id) ~= "string" or c.client_id == "" or
+        type(c.client_secret) ~= "string" or c.client_secret == "" then
+      return nil, "each client needs a client_id and a client_secret"
+    end
+    local uris = c.redirect_uris
+    if uris == nil then uris = { c.redirect_uri } end
+    if type(uris) ~= "table" or #uris == 0 then return nil, "each client needs redirect_uri or redirect_uris" end
+    for _, u in ipairs(uris) do
+      if type(u) ~= "string" or not u:match("^%a[%w+.-]*:.") or u:find("#", 1, true) then
+        return nil, "a redirect URI must be an absolute URI without a fragment"
+      end
+    end
+    out[i] = { client_id = c.client_id, client_secret = c.client_secret, redirect_uris = json.array(json.copy(uris)),
+      name = type(c.name) == "string" and c.name or c.client_id }
+  end
+  return out
+end
+
+-- client_id, client_secret and redirect_uri mirror the first client (GET /_sandbox/config).
+function M.sync_client(conf)
+  conf = conf or M.config
+  local first = conf.clients[1]
+  conf.client_id, conf.client_secret, conf.redirect_uri = first.client_id, first.client_secret,
+    first.redirect_uris[1]
+end
+
 -- Keys accepted by POST /_sandbox/config and the check each value must pass.
 local function positive(v) return type(v) == "number" and v >= 0 and v == math.floor(v) end
 M.config_checks = {
   token_ttl = positive,
+  code_ttl = positive,
+  refresh_ttl = positive,
+  clients = function(v)
+    local ok, why = M.normalize_clients(v)
+    return ok ~= nil, why
+  end,
   rate_limit = positive,
   rate_window = function(v) return positive(v) and v >= 1 end,
   auto_approve = function(v) return type(v) == "boolean" end,
