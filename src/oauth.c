@@ -137,7 +137,7 @@ static int apply_tokens(lua_State *L, fx_shared *S, int idx)
     free(S->scope);
     S->scope = ns;
   }
-  S->expires_at = expires_in >= 0 ? fx_wallclock() + expires_in : 0;
+  S->expires_at = expires_in >= 0 ? (double)(long long)fx_wallclock() + expires_in : 0;
   S->token_serial++;
   return 0;
 }
@@ -168,7 +168,9 @@ static int token_post(lua_State *L, fx_client *c, int form_idx, int max_retries)
     lua_settop(L, top + 1);
     return -1;
   }
-  lua_settop(L, top + 1); /* keep data */
+  lua_pushvalue(L, -n); /* data; the call left other values below its results */
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     return push_error(L, "protocol", "invalid_token_response", "the token endpoint answered with no JSON object");
