@@ -593,11 +593,12 @@ describe("flextell.core json", function()
     end)
 
     it("copes with a __gc finalizer that uses the codec during a call", function()
-      local inside, nested = false, 0
+      -- finalizers only record what they saw: raising inside one is not what this is about
+      local inside, nested, seen = false, 0, {}
       local function on_gc()
         if inside then
-          assert.are.equal('{"x":[1,2]}', enc({ x = { 1, 2 } }))
-          assert.are.same({ k = "a\nb" }, dec('{"k":"a\\nb"}'))
+          local v = dec('{"k":"a\\nb"}')
+          seen[enc({ x = { 1, 2 } }) .. " " .. tostring(v and v.k)] = true
           nested = nested + 1
         end
       end
@@ -628,6 +629,7 @@ describe("flextell.core json", function()
       end
       collectgarbage()
       assert.is_true(nested > 0)
+      assert.are.same({ ['{"x":[1,2]} a\nb'] = true }, seen)
     end)
   end)
 
