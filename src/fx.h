@@ -93,7 +93,8 @@ typedef struct fx_request {
   /* last attempt */
   CURLcode result;
   long status;
-  int too_large, headers_too_large;
+  int too_large, headers_too_large, stalled;
+  double last_activity; /* monotonic seconds of the last byte in */
   fx_buf resp_body;
   fx_buf resp_headers; /* raw header lines of the final response */
   char errbuf[CURL_ERROR_SIZE];

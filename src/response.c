@@ -51,10 +51,10 @@ static void transport_fail(fx_request *r, fx_fail *f)
   case CURLE_OPERATION_TIMEDOUT: {
     curl_off_t connected = 0;
     curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected);
-    if (connected == 0)
+    if (r->stalled)
+      fx_fail_set(f, "timeout", "stalled", "no data from the server for %.0f seconds", r->stall_timeout);
+    else if (connected == 0)
       fx_fail_set(f, "timeout", "connect_timeout", "%s", detail);
-    else if (strstr(detail, "too slow") != NULL)
-      fx_fail_set(f, "timeout", "stalled", "%s", detail);
     else
       fx_fail_set(f, "timeout", "timeout", "%s", detail);
     break;

@@ -93,6 +93,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
   fx_request *r = (fx_request *)ud;
   size_t len = size * n;
+  r->last_activity = fx_now();
   if ((long long)(r->resp_body.len + len) > r->max_response_bytes) {
     r->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -105,6 +106,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
   fx_request *r = (fx_request *)ud;
   size_t len = size * n;
+  r->last_activity = fx_now();
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) fx_buf_clear(&r->resp_headers); /* 1xx, proxies */
   if (r->resp_headers.len + len > FX_MAX_HEADER_BYTES) {
     r->headers_too_large = 1;
@@ -178,7 +180,8 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   fx_buf_clear(&r->resp_body);
   fx_buf_clear(&r->resp_headers);
   r->status = 0;
-  r->too_large = r->headers_too_large = 0;
+  r->too_large = r->headers_too_large = r->stalled = 0;
+  r->last_activity = now;
   r->errbuf[0] = '\0';
   r->retry_after = -1;
   r->attempts++;
@@ -202,8 +205,6 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)r->stall_timeout); /* nothing for that long */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response_bytes);
   if (r->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
   if (r->ca_path != NULL) curl_easy_setopt(e, CURLOPT_CAPATH, r->ca_path);
@@ -430,13 +431,20 @@ int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f)
       return -1;
     }
     collect(S);
+    /* the stall detector: libcurl's low-speed check averages over seconds, this does not */
+    if (r->state == FX_RUNNING && fx_now() - r->last_activity >= r->stall_timeout) {
+      r->stalled = 1;
+      finish_attempt(r, CURLE_OPERATION_TIMEDOUT);
+    }
     if (r->state == FX_DONE) break;
     if (r->notify_retry && notify_retry(L, r, f) != 0) return -1;
     if (r->state == FX_WAITING) {
       wait_ms = (long)((r->wake_at - fx_now()) * 1000) + 1;
-      if (wait_ms < 0) wait_ms = 0;
-      if (wait_ms > 1000) wait_ms = 1000;
+    } else {
+      wait_ms = (long)((r->last_activity + r->stall_timeout - fx_now()) * 1000) + 1;
     }
+    if (wait_ms < 0) wait_ms = 0;
+    if (wait_ms > 1000) wait_ms = 1000;
     curl_multi_poll(S->multi, NULL, 0, (int)wait_ms, NULL);
   }
   return 0;
