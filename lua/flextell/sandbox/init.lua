@@ -6,7 +6,9 @@ local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error
   type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error
 local concat, format = table.concat, string.format
 
-local json = require("cjson.safe").new()
+-- the library's own codec: integers stay integers whatever lua-cjson is installed
+local core = require "flextell.core"
+local json = { encode = core.json_encode, decode = core.json_decode }
 
 local M = { _VERSION = "0.1.0" }
 
@@ -49,15 +51,21 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Child processes (nginx, openssl, curl) must not inherit a sanitizer runtime preloaded into
+-- this interpreter by the memory-checking test runs.
+local function clean_env(cmd)
+  return "unset LD_PRELOAD; " .. cmd
+end
+
 -- os.execute returns a status number on Lua 5.1/LuaJIT and true/nil on 5.2+.
 local function run(cmd)
-  local a, _, code = os.execute(cmd)
+  local a, _, code = os.execute(clean_env(cmd))
   if type(a) == "number" then return a == 0 end
   return a == true and (code == nil or code == 0)
 end
 
 local function capture(cmd)
-  local p = io.popen(cmd, "r")
+  local p = io.popen(clean_env(cmd), "r")
   if not p then return nil end
   local out = p:read("*a")
   p:close()
@@ -94,16 +102,6 @@ local function tail(path, n)
   return concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
--- Lua 5.4's cjson 2.1.0 decodes every number as a float; specs compare ids and counts exactly.
-local tointeger = math.tointeger
-local function integers(v)
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = integers(x) end
-  elseif type(v) == "number" and tointeger and v == math.floor(v) and v > -2^53 and v < 2^53 then
-    return tointeger(v)
-  end
-  return v
-end
 
 local function random_u32()
   local f = io.open("/dev/urandom", "rb")
@@ -384,7 +382,7 @@ function Sandbox:control(method, path, body)
     return nil, format("control %s %s failed: %s", method, path, (out or ""):gsub("%s+$", ""))
   end
   if status == 204 then return true end
-  local decoded = integers(json.decode(text))
+  local decoded = json.decode(text)
   if status >= 300 then
     local msg = type(decoded) == "table" and decoded.message or text
     return nil, format("control %s %s: HTTP %d: %s", method, path, status, tostring(msg)), decoded
@@ -723,7 +721,7 @@ function M.attach(prefix)
   local text = read_file(prefix .. "/sandbox.json")
   local t = text and json.decode(text)
   if type(t) ~= "table" then return nil, "flextell.sandbox: no sandbox at " .. prefix end
-  local h = new_handle(integers(t))
+  local h = new_handle(t)
   h.detached = true
   return h
 end
