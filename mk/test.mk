@@ -19,7 +19,7 @@ test: deps
 	@echo "make test: all suites passed"
 
 lint:
-	luacheck -q lua spec bin/flextell-sandbox examples bench
+	luacheck -q lua spec bin/flextell-sandbox examples bench tools/*.lua
 
 test-lua: core
 	lua5.4 $(BUSTED) $(BUSTED_FLAGS)
