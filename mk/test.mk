@@ -16,6 +16,7 @@ test: deps
 	$(MAKE) check-asan
 	$(MAKE) check-valgrind
 	$(MAKE) check-install
+	$(MAKE) soak
 	@echo "make test: all suites passed"
 
 lint:
@@ -57,3 +58,7 @@ check-install: core
 	luarocks --lua-version 5.4 make rockspec/lua-flextell-*.rockspec --deps-mode=none --tree $(ROCKS) >/dev/null
 	cd build && LUA_PATH="$(ROCKS)/share/lua/5.4/?.lua;$(ROCKS)/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(ROCKS)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "luarocks make"
+
+# Thousands of calls with random faults; memory and file descriptors must stay flat.
+soak: core
+	lua5.4 $(BUSTED) $(BUSTED_FLAGS) --run=soak
