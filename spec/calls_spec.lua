@@ -279,6 +279,14 @@ describe("flextell.Client calls", function()
       assert.are.equal(1, err.attempts)
     end)
 
+    it("goes through the proxy it is given", function()
+      local c = flextell.new { base_url = sb.url, token = sb.token, proxy = "http://127.0.0.1:1", max_retries = 0 }
+      local _, err = c:get("/v1/customers/1")
+      assert.are.equal("network", err.kind)
+      assert.are.equal("connect_failed", err.code)
+      assert.matches("port 1 ", err.message)
+    end)
+
     it("retries a refused connection, also for POST, up to max_retries", function()
       local c = flextell.new { base_url = "http://127.0.0.1:1/api", token = "t", max_retries = 2 }
       local _, err = c:post("/v1/customers", { first_name = "A" })

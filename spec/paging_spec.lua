@@ -199,6 +199,17 @@ describe("paging", function()
       assert.are.equal("max_pages", err.code)
     end)
 
+    it("has a default page cap", function()
+      local pager_module = require "flextell.pager"
+      assert.are.equal(100000, pager_module.DEFAULT_MAX_PAGES)
+      pager_module.DEFAULT_MAX_PAGES = 2
+      local items, err = client:all("/resources", { limit = 10 })
+      pager_module.DEFAULT_MAX_PAGES = 100000
+      assert.is_nil(items)
+      assert.are.equal("max_pages", err.code)
+      assert.are.equal("the list has more than 2 pages", err.message)
+    end)
+
     it("raises on a checkpoint of another list and unknown options", function()
       local cp = client:pager("/resources"):checkpoint()
       assert.has_error(function() client:pager("/v1/customers", nil, { resume = cp }) end,

@@ -9,6 +9,9 @@ local Error = core.Error
 
 local M = {}
 
+-- A list longer than this many pages is far more likely a server that never ends than data.
+M.DEFAULT_MAX_PAGES = 100000
+
 local function fail(kind, code, message, extra)
   local err = { kind = kind, code = code, message = message }
   for k, v in pairs(extra or {}) do err[k] = v end
@@ -115,7 +118,7 @@ local function new_pager(client, path, query, opts)
   end
   local p = setmetatable({
     client = client, path = path, query = copy(query), call_opts = call_opts,
-    max_pages = opts.max_pages, max_items = opts.max_items,
+    max_pages = opts.max_pages or M.DEFAULT_MAX_PAGES, max_items = opts.max_items,
     seen = {}, pages = 0, items = 0, done = false,
   }, Pager)
   local cp = opts.resume
