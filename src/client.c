@@ -527,9 +527,9 @@ int fx_client_call(lua_State *L, fx_client *c, fx_spec *s)
 }
 
 /* Per-call options of get/post/...: query (delete only), headers, tenant, timeouts. */
-static int read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query, fx_fail *f)
+static void read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query)
 {
-  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -539,19 +539,18 @@ static int read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query, fx
       luaL_error(L, "bad per-call option '%s' (pass it as an argument)", k);
     lua_pop(L, 1);
   }
-  return fx_spec_from_table(L, idx, s, f);
+  fx_spec_from_table(L, idx, s);
 }
 
 static int call_with_body(lua_State *L, const char *method)
 {
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
-  fx_fail f;
   fx_spec_init(&s);
   s.method = method;
   s.path = luaL_checkstring(L, 2);
   if (!lua_isnoneornil(L, 3)) s.body = 3;
-  if (read_call_opts(L, 4, &s, 1, &f) != 0) return fx_error_return(L, &f, NULL);
+  read_call_opts(L, 4, &s, 1);
   return client_call(L, c, &s);
 }
 
@@ -559,7 +558,6 @@ static int client_get(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
-  fx_fail f;
   fx_spec_init(&s);
   s.method = "GET";
   s.path = luaL_checkstring(L, 2);
@@ -567,7 +565,7 @@ static int client_get(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     s.query = 3;
   }
-  if (read_call_opts(L, 4, &s, 0, &f) != 0) return fx_error_return(L, &f, NULL);
+  read_call_opts(L, 4, &s, 0);
   return client_call(L, c, &s);
 }
 
@@ -575,11 +573,10 @@ static int client_delete(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
-  fx_fail f;
   fx_spec_init(&s);
   s.method = "DELETE";
   s.path = luaL_checkstring(L, 2);
-  if (read_call_opts(L, 3, &s, 1, &f) != 0) return fx_error_return(L, &f, NULL);
+  read_call_opts(L, 3, &s, 1);
   return client_call(L, c, &s);
 }
 
@@ -591,10 +588,9 @@ static int client_request(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
-  fx_fail f;
   luaL_checktype(L, 2, LUA_TTABLE);
   fx_spec_init(&s);
-  if (fx_spec_from_table(L, 2, &s, &f) != 0) return fx_error_return(L, &f, NULL);
+  fx_spec_from_table(L, 2, &s);
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "client:request: 'path' is required");
   return client_call(L, c, &s);
@@ -612,7 +608,7 @@ static int client_prepare(lua_State *L)
   int i = 1;
   luaL_checktype(L, 2, LUA_TTABLE);
   fx_spec_init(&s);
-  if (fx_spec_from_table(L, 2, &s, &f) != 0) return fx_error_return(L, &f, NULL);
+  fx_spec_from_table(L, 2, &s);
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "client:prepare: 'path' is required");
   r = fx_request_new(L, c);

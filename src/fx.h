@@ -89,7 +89,7 @@ typedef struct fx_request {
   double started, deadline, wake_at; /* monotonic seconds */
   long long max_response_bytes;
   int allow_http;
-  char *ca_file, *ca_path, *proxy, *user_agent; /* borrowed from the client snapshot */
+  char *ca_file, *ca_path, *proxy; /* copies: the client may close while this runs */
   /* last attempt */
   CURLcode result;
   long status;
@@ -105,7 +105,6 @@ typedef struct fx_request {
   double retry_delay;
   double retry_after;  /* seconds, < 0 when absent */
   char retry_reason[64];
-  int retries_log_ref;
 } fx_request;
 
 /* client.c */
@@ -139,7 +138,7 @@ typedef struct fx_spec {
   int reveal_token;   /* prepare() only */
 } fx_spec;
 void fx_spec_init(fx_spec *s);
-int fx_spec_from_table(lua_State *L, int idx, fx_spec *s, fx_fail *f);
+void fx_spec_from_table(lua_State *L, int idx, fx_spec *s);
 fx_request *fx_request_new(lua_State *L, fx_client *c);
 int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_fail *f);
 int fx_url_escape(fx_buf *b, const char *s, size_t n, int keep_slash);

@@ -21,10 +21,9 @@ static const char *const spec_keys[] = {"method", "path", "query", "body", "head
 
 /* Reads a request table. Wrong types raise (programmer errors); the values stay on the stack
  * for as long as the call runs, so the spec may point at them. */
-int fx_spec_from_table(lua_State *L, int idx, fx_spec *s, fx_fail *f)
+void fx_spec_from_table(lua_State *L, int idx, fx_spec *s)
 {
   int i;
-  (void)f;
   idx = fx_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -81,7 +80,6 @@ int fx_spec_from_table(lua_State *L, int idx, fx_spec *s, fx_fail *f)
   lua_pop(L, 1);
   if ((s->body != 0) + (s->form != 0) + (s->multipart != 0) > 1)
     luaL_error(L, "give only one of 'body', 'form' and 'multipart'");
-  return 0;
 }
 
 /* ---- the request object --------------------------------------------------------------------- */
