@@ -7,19 +7,7 @@ local is_int = math.type and function(v) return math.type(v) == "integer" end
 
 describe("flextell.Client calls", function()
   local sb, client
-
-  setup(function()
-    sb = sandbox.start()
-  end)
-
-  teardown(function()
-    sb:stop()
-  end)
-
-  before_each(function()
-    sb:reset()
-    client = flextell.new { base_url = sb.url, token = sb.token }
-  end)
+  sandbox.fixture(function(s, c) sb, client = s, c end)
 
   describe(":get", function()
     it("unwraps data and keeps integers as integers", function()

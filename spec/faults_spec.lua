@@ -5,19 +5,7 @@ local sandbox = require "spec.helpers.sandbox"
 
 describe("faults", function()
   local sb, client
-
-  setup(function()
-    sb = sandbox.start()
-  end)
-
-  teardown(function()
-    sb:stop()
-  end)
-
-  before_each(function()
-    sb:reset()
-    client = flextell.new { base_url = sb.url, token = sb.token }
-  end)
+  sandbox.fixture(function(s, c) sb, client = s, c end)
 
   local function seen(method, path)
     return sb:requests { method = method, path = "/api" .. path }.count

@@ -1,21 +1,10 @@
 -- client:resource(path): CRUD sugar with ids percent-encoded into the path.
-local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
 
 describe("flextell.Resource", function()
   local sb, client, customers
-
-  setup(function()
-    sb = sandbox.start()
-  end)
-
-  teardown(function()
-    sb:stop()
-  end)
-
-  before_each(function()
-    sb:reset()
-    client = flextell.new { base_url = sb.url, token = sb.token }
+  sandbox.fixture(function(s, c)
+    sb, client = s, c
     customers = client:resource("/v1/customers/")
   end)
 

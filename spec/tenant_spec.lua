@@ -1,22 +1,9 @@
 -- X-Tenant: the tenant option, :with{tenant=}, per-call tenants and :tenants().
-local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
 
 describe("tenancy", function()
   local sb, client
-
-  setup(function()
-    sb = sandbox.start()
-  end)
-
-  teardown(function()
-    sb:stop()
-  end)
-
-  before_each(function()
-    sb:reset()
-    client = flextell.new { base_url = sb.url, token = sb.token }
-  end)
+  sandbox.fixture(function(s, c) sb, client = s, c end)
 
   it("lists the account's tenants without sending X-Tenant", function()
     local t7 = client:with { tenant = 7 }

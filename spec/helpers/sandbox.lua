@@ -52,5 +52,18 @@ function M.stop()
   current = nil
 end
 
+-- Registers, in the current describe block, the file's sandbox (reset before each test) and a
+-- fresh client with the static token; bind(sb, client) receives both before each test.
+function M.fixture(bind, opts)
+  local busted = require "busted"
+  local sb
+  busted.setup(function() sb = M.start(opts) end)
+  busted.teardown(function() sb:stop() end)
+  busted.before_each(function()
+    sb:reset()
+    bind(sb, require("flextell").new { base_url = sb.url, token = sb.token })
+  end)
+end
+
 M.launcher = launcher
 return M
