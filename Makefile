@@ -59,6 +59,7 @@ deps:
 	tools/install-deps
 
 include mk/test.mk
+include mk/fuzz.mk
 
 install: $(CORE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/flextell $(DESTDIR)$(INST_LUADIR)/flextell/sandbox

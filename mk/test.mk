@@ -1,5 +1,6 @@
 # Test targets. `make test` is what CI runs: it installs what is missing, builds for Lua 5.4 and
-# LuaJIT, lints, runs the specs on both, then runs them again under ASan+UBSan and valgrind.
+# LuaJIT, lints, runs the specs on both, then again under ASan+UBSan and valgrind, checks the
+# installs, soaks, and fuzzes each harness for FUZZ_SECONDS (mk/fuzz.mk).
 
 BUSTED ?= /usr/bin/busted
 BUSTED_FLAGS ?= -o utfTerminal
@@ -17,6 +18,7 @@ test: deps
 	$(MAKE) check-valgrind
 	$(MAKE) check-install
 	$(MAKE) soak
+	$(MAKE) fuzz
 	@echo "make test: all suites passed"
 
 lint:

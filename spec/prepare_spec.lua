@@ -227,3 +227,33 @@ describe("flextell.core.escape", function()
     assert.are.equal("42", core.escape(42))
   end)
 end)
+
+describe("NUL bytes", function()
+  local c = flextell.new { base_url = "https://api.test/api", token = "t" }
+
+  it("are refused in paths, header names and query keys", function()
+    local _, err = c:prepare { path = "/v1/a\0b" }
+    assert.are.equal("invalid_path", err.code)
+    assert.are.equal("the path contains a NUL byte", err.message)
+    _, err = c:get("/v1/a\0b")
+    assert.are.equal("the path contains a NUL byte", err.message)
+    _, err = c:prepare { path = "/x", headers = { ["X-A\0B"] = "v" } }
+    assert.are.equal("invalid_header", err.code)
+    assert.are.equal("header names must be strings without NUL bytes (at most 256)", err.message)
+    _, err = c:prepare { path = "/x", query = { ["a\0b"] = "v" } }
+    assert.are.equal("invalid_query", err.code)
+    assert.are.equal("query keys must be strings without NUL bytes (at most 256)", err.message)
+  end)
+
+  it("are encoded in query values and refused in header values", function()
+    assert.are.equal("https://api.test/api/x?a=b%00c", c:prepare { path = "/x", query = { a = "b\0c" } }.url)
+    local _, err = c:prepare { path = "/x", headers = { ["X-A"] = "a\0b" } }
+    assert.are.equal("header 'X-A' has an invalid name or value", err.message)
+  end)
+
+  it("raise in methods and secrets", function()
+    assert.has_error(function() c:prepare { path = "/x", method = "GET\0X" } end, "invalid HTTP method 'GET'")
+    assert.has_error(function() flextell.new { token = "abc\0def" } end,
+      "flextell.new: option 'token' must be non-empty printable ASCII without spaces")
+  end)
+end)

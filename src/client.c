@@ -199,8 +199,12 @@ int fx_token_chars_ok(const char *s)
 static void set_secret(lua_State *L, int idx, const char *fname, const char *k, char **dst)
 {
   const char *s = opt_str(L, idx, k);
+  size_t n;
   if (s == NULL) return;
-  if (*s == '\0' || !fx_token_chars_ok(s))
+  lua_getfield(L, idx, k);
+  n = (size_t)lua_rawlen(L, -1);
+  lua_pop(L, 1);
+  if (*s == '\0' || !fx_token_chars_ok(s) || strlen(s) != n)
     luaL_error(L, "%s: option '%s' must be non-empty printable ASCII without spaces", fname, k);
   free(*dst);
   *dst = dup_or_raise(L, s);
@@ -548,7 +552,7 @@ static int call_with_body(lua_State *L, const char *method)
   fx_spec s;
   fx_spec_init(&s);
   s.method = method;
-  s.path = luaL_checkstring(L, 2);
+  s.path = luaL_checklstring(L, 2, &s.path_len);
   if (!lua_isnoneornil(L, 3)) s.body = 3;
   read_call_opts(L, 4, &s, 1);
   return client_call(L, c, &s);
@@ -560,7 +564,7 @@ static int client_get(lua_State *L)
   fx_spec s;
   fx_spec_init(&s);
   s.method = "GET";
-  s.path = luaL_checkstring(L, 2);
+  s.path = luaL_checklstring(L, 2, &s.path_len);
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     s.query = 3;
@@ -575,7 +579,7 @@ static int client_delete(lua_State *L)
   fx_spec s;
   fx_spec_init(&s);
   s.method = "DELETE";
-  s.path = luaL_checkstring(L, 2);
+  s.path = luaL_checklstring(L, 2, &s.path_len);
   read_call_opts(L, 3, &s, 1);
   return client_call(L, c, &s);
 }

@@ -127,6 +127,7 @@ void flextell_error_open(lua_State *L);
 typedef struct fx_spec {
   const char *method;
   const char *path;
+  size_t method_len, path_len; /* to refuse embedded NUL bytes; 0 = unchecked */
   const char *url;    /* internal: an absolute URL (the token endpoint) instead of a path */
   int query, body, headers, form, multipart; /* stack indices, 0 = none */
   int has_tenant;
@@ -153,6 +154,8 @@ void fx_shared_release(lua_State *L, fx_shared *S);
 fx_shared *fx_shared_new(void);
 void fx_easy_release(fx_shared *S, CURL *easy);
 const char *fx_header_find(const fx_buf *h, const char *name, size_t *len);
+/* Reads Retry-After and X-RateLimit-* of the response in r (done after every attempt). */
+void fx_note_response(fx_request *r);
 
 /* oauth.c */
 int fx_oauth_before(lua_State *L, fx_client *c);      /* 0, or -1 with an error pushed */

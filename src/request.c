@@ -41,8 +41,14 @@ void fx_spec_from_table(lua_State *L, int idx, fx_spec *s)
               ? lua_gettop(L)                                                                 \
               : luaL_error(L, "request field '%s' must be %s, got %s", name, tname,           \
                            luaL_typename(L, -1))))
-  if ((i = FIELD("method", LUA_TSTRING, "a string")) != 0) s->method = lua_tostring(L, i);
-  if ((i = FIELD("path", LUA_TSTRING, "a string")) != 0) s->path = lua_tostring(L, i);
+  if ((i = FIELD("method", LUA_TSTRING, "a string")) != 0) {
+    s->method = lua_tostring(L, i);
+    s->method_len = (size_t)lua_rawlen(L, i);
+  }
+  if ((i = FIELD("path", LUA_TSTRING, "a string")) != 0) {
+    s->path = lua_tostring(L, i);
+    s->path_len = (size_t)lua_rawlen(L, i);
+  }
   if ((i = FIELD("query", LUA_TTABLE, "a table")) != 0) s->query = i;
   if ((i = FIELD("headers", LUA_TTABLE, "a table")) != 0) s->headers = i;
   if ((i = FIELD("form", LUA_TTABLE, "a table")) != 0) s->form = i;
@@ -217,7 +223,8 @@ static int key_cmp(const void *a, const void *b)
 }
 
 /* The string keys of the table at idx in byte order (maps become deterministic: URLs, headers
- * and logs agree run to run). Returns the count, or -1 for a non-string key or more than max. */
+ * and logs agree run to run). Returns the count, or -1 for a key that is not a string, holds a
+ * NUL byte, or is one more than max. */
 int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max)
 {
   int n = 0;
@@ -225,7 +232,8 @@ int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max)
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || n == max) {
+    if (lua_type(L, -1) != LUA_TSTRING || n == max ||
+        strlen(lua_tostring(L, -1)) != (size_t)lua_rawlen(L, -1)) {
       lua_pop(L, 1);
       return -1;
     }
@@ -244,7 +252,8 @@ int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
   idx = fx_absindex(L, idx);
   nkeys = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
   if (nkeys < 0) {
-    fx_fail_set(f, "usage", "invalid_query", "query keys must be strings (at most %d)", FX_MAX_KEYS);
+    fx_fail_set(f, "usage", "invalid_query", "query keys must be strings without NUL bytes (at most %d)",
+                FX_MAX_KEYS);
     return -1;
   }
 
@@ -336,7 +345,8 @@ static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
   const char *keys[FX_MAX_KEYS];
   int i, n = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
   if (n < 0) {
-    fx_fail_set(f, "usage", "invalid_header", "header names must be strings (at most %d)", FX_MAX_KEYS);
+    fx_fail_set(f, "usage", "invalid_header", "header names must be strings without NUL bytes (at most %d)",
+                FX_MAX_KEYS);
     return -1;
   }
   for (i = 0; i < n; i++) {
@@ -450,8 +460,8 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 
 /* ---- prepare -------------------------------------------------------------------------------- */
 
-static int build_url(lua_State *L, fx_client *c, const char *path, const char *url_override,
-                     int query, fx_request *r, fx_fail *f)
+static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_len,
+                     const char *url_override, int query, fx_request *r, fx_fail *f)
 {
   fx_buf *u = fx_buf_push(L);
   size_t i, n = path ? strlen(path) : 0;
@@ -467,6 +477,10 @@ static int build_url(lua_State *L, fx_client *c, const char *path, const char *u
   }
   if (n == 0) {
     fx_fail_set(f, "usage", "invalid_path", "the path is empty");
+    return -1;
+  }
+  if (path_len != 0 && n != path_len) {
+    fx_fail_set(f, "usage", "invalid_path", "the path contains a NUL byte");
     return -1;
   }
   if (strstr(path, "://") != NULL || (path[0] == '/' && path[1] == '/')) {
@@ -516,7 +530,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   struct curl_slist *h;
   int has_tenant;
 
-  if (mlen == 0 || mlen >= sizeof r->method)
+  if (mlen == 0 || mlen >= sizeof r->method || (s->method_len != 0 && s->method_len != mlen))
     luaL_error(L, "invalid HTTP method '%s'", s->method);
   for (i = 0; i < mlen; i++) {
     if (!isalpha((unsigned char)s->method[i])) luaL_error(L, "invalid HTTP method '%s'", s->method);
@@ -531,7 +545,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   r->max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
   r->deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the run starts */
 
-  if (build_url(L, c, s->path, s->url, s->query, r, f) != 0) return -1;
+  if (build_url(L, c, s->path, s->path_len, s->url, s->query, r, f) != 0) return -1;
 
   if (header_setf(L, r, "Accept: %s", "application/json", f) != 0) return -1;
   if (header_setf(L, r, "User-Agent: %s", c->user_agent, f) != 0) return -1;

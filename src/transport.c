@@ -328,14 +328,19 @@ static void note_rate_limit(fx_request *r)
   }
 }
 
+void fx_note_response(fx_request *r)
+{
+  r->retry_after = parse_retry_after(&r->resp_headers);
+  note_rate_limit(r);
+}
+
 static void finish_attempt(fx_request *r, CURLcode result)
 {
   double now = fx_now(), delay;
   curl_multi_remove_handle(r->shared->multi, r->easy);
   r->result = result;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-  r->retry_after = parse_retry_after(&r->resp_headers);
-  note_rate_limit(r);
+  fx_note_response(r);
   r->state = FX_DONE;
   if (r->attempts > r->max_retries || !retryable(r)) return;
   delay = r->retry_after >= 0 ? r->retry_after : backoff(r);
