@@ -1,11 +1,14 @@
 -- bin/flextell-sandbox: start prints exports for a running sandbox, stop ends it.
 local flextell = require "flextell"
 
+-- Output and success of a command (the exit status read from the shell: on LuaJIT a pipe's
+-- close() does not report it).
 local function sh(cmd)
-  local p = assert(io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1"))
+  local p = assert(io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1; echo \"exit=$?\""))
   local out = p:read("a")
-  local ok = p:close()
-  return out, ok
+  p:close()
+  local body, code = out:match("^(.*)exit=(%d+)%s*$")
+  return body, code == "0"
 end
 
 describe("bin/flextell-sandbox", function()
