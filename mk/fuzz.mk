@@ -43,7 +43,8 @@ $(FUZZ_DIR)/obj:
 
 # Each harness fuzzes build/fuzz/corpus-<name> (kept between runs so local runs build on each
 # other; the checked-in seeds are copied in first). Crashes land in build/fuzz/artifacts-<name>/.
-# All harnesses run even when one fails; the target fails if any did.
+# All harnesses run even when one fails; the target fails if any did. libFuzzer's progress goes
+# to build/fuzz/log-<name>.txt: the final stats are shown, or the log's end on a crash.
 fuzz: fuzz-build
 	@failed=""; \
 	for n in $(FUZZ_TARGETS); do \
@@ -51,9 +52,14 @@ fuzz: fuzz-build
 	  cp fuzz/corpus/$$n/* $(FUZZ_DIR)/corpus-$$n/; \
 	  dict=""; if [ -f fuzz/$$n.dict ]; then dict="-dict=fuzz/$$n.dict"; fi; \
 	  echo "== $$n: $(FUZZ_SECONDS) s"; \
-	  $(FUZZ_ENV) $(FUZZ_DIR)/$$n $(FUZZ_RUN_FLAGS) $$dict \
+	  if $(FUZZ_ENV) $(FUZZ_DIR)/$$n $(FUZZ_RUN_FLAGS) $$dict \
 	    -artifact_prefix=$(FUZZ_DIR)/artifacts-$$n/ $(FUZZ_FLAGS) $(FUZZ_DIR)/corpus-$$n \
-	    || failed="$$failed $$n"; \
+	    > $(FUZZ_DIR)/log-$$n.txt 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss)' \
+	      $(FUZZ_DIR)/log-$$n.txt; \
+	  else \
+	    tail -n 60 $(FUZZ_DIR)/log-$$n.txt; failed="$$failed $$n"; \
+	  fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (see $(FUZZ_DIR)/artifacts-*)"; exit 1; fi; \
 	echo "fuzz: no crashes"
