@@ -25,7 +25,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 FX_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) \
              $(LUA_CFLAGS) $(CURL_CFLAGS)
 LIBFLAG ?= -shared
-LDLIBS := $(CURL_LIBS) -lm
+LDLIBS := $(CURL_LIBS) -lm -pthread
 
 BUILD ?= build/$(LUA)
 SRC := $(wildcard src/*.c)

@@ -3,6 +3,7 @@
  * that same loop. Callbacks only fill C buffers owned by the request; no Lua runs inside them. */
 #include <ctype.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,7 +11,15 @@
 #include <unistd.h>
 #include "fx.h"
 
-static int curl_ready = 0; /* curl_global_init runs once per process */
+/* curl_global_init runs once per process, whichever thread (and lua_State) gets there first:
+ * hosts run many states on many threads, and libcurl 7.88's global init is not thread-safe. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static unsigned long long seed_rng(void)
 {
@@ -27,10 +36,7 @@ static unsigned long long seed_rng(void)
 fx_shared *fx_shared_new(void)
 {
   fx_shared *S;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-    curl_ready = 1;
-  }
+  if (pthread_once(&curl_once, curl_init_once) != 0 || curl_init_result != CURLE_OK) return NULL;
   S = (fx_shared *)calloc(1, sizeof *S);
   if (S == NULL) return NULL;
   S->multi = curl_multi_init();
