@@ -41,12 +41,12 @@ end
 local sb
 
 -- One HTTP exchange with the curl CLI: { status, headers (lower-case), body, json, curl_exit,
--- time (seconds), size (body bytes received), header_bytes }.
+-- error (curl's message, "" when none), time (seconds), size (body bytes received), header_bytes }.
 -- opts: token (false: none), headers, body (string), json (table), cacert, base, raw_url, form,
 -- max_time, curl (more raw arguments), discard (do not keep the body)
 local function call(method, path, opts)
   opts = opts or {}
-  local hfile, bfile = os.tmpname(), os.tmpname()
+  local hfile, bfile, efile = os.tmpname(), os.tmpname(), os.tmpname()
   local cmd = { "curl -sS --noproxy '*' --max-time", tostring(opts.max_time or 20), "-X", q(method),
     "-D", q(hfile), "-o", opts.discard and "/dev/null" or q(bfile),
     "-w '%{http_code} %{time_total} %{size_download}'" }
@@ -67,10 +67,11 @@ local function call(method, path, opts)
   end
   if opts.cacert then cmd[#cmd + 1] = "--cacert " .. q(opts.cacert) end
   cmd[#cmd + 1] = "--globoff " .. q(opts.raw_url or ((opts.base or sb.url) .. path))
-  local out = capture(table.concat(cmd, " ") .. " 2>/dev/null; echo \" $?\"")
+  local out = capture(table.concat(cmd, " ") .. " 2>" .. q(efile) .. "; echo \" $?\"")
   local code, time, size, exit = out:match("^(%d*) ([%d.]+) (%d+) (%d+)%s*$")
   local res = { status = tonumber(code), curl_exit = tonumber(exit), headers = {}, time = tonumber(time),
-    size = tonumber(size) }
+    size = tonumber(size), error = (read(efile):gsub("%s+$", "")) }
+  os.remove(efile)
   local head = read(hfile)
   res.header_bytes = #head
   for line in head:gmatch("[^\r\n]+") do
@@ -85,6 +86,50 @@ local function call(method, path, opts)
 end
 
 local function get(path, opts) return call("GET", path, opts) end
+
+-- A shell command's stdout, exit status and stderr (the status read from the shell, since a
+-- pipe's close() does not report it on LuaJIT).
+local function sh(cmd)
+  local efile = os.tmpname()
+  local out = capture(cmd .. " 2>" .. q(efile) .. "; echo \" $?\"")
+  local err = read(efile)
+  os.remove(efile)
+  local body, code = out:match("^(.*) (%d+)%s*$")
+  return body, tonumber(code), (err:gsub("%s+$", ""))
+end
+
+-- A raw HTTP/1.1 request, as bytes.
+local function raw_request(method, target, headers, body)
+  local lines = { method .. " " .. target .. " HTTP/1.1" }
+  for _, h in ipairs(headers or {}) do lines[#lines + 1] = h end
+  if body then lines[#lines + 1] = "Content-Length: " .. #body end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
+end
+
+-- Everything one TCP connection to a loopback port receives until the server closes it, after
+-- writing each of `requests` in turn on that connection, a pause apart (so each is read alone,
+-- not pipelined). Driven by bash's /dev/tcp: a client that never re-sends anything.
+local function raw_exchange(port, requests)
+  local script = { "exec 3<>/dev/tcp/127.0.0.1/" .. port }
+  for i, r in ipairs(requests) do
+    if i > 1 then script[#script + 1] = "sleep 0.3" end
+    script[#script + 1] = "printf '%s' " .. q(r) .. " >&3"
+  end
+  script[#script + 1] = "timeout 10 cat <&3"
+  local out, code = sh("bash -c " .. q(table.concat(script, "\n")))
+  assert.equal(0, code)
+  return out
+end
+
+-- The status, headers (lower-case) and body of a raw response, and the bytes after its body.
+local function parse_response(bytes)
+  local head, rest = bytes:match("^(.-)\r\n\r\n(.*)$")
+  local res = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d)")), headers = {} }
+  for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do res.headers[k:lower()] = v end
+  local n = tonumber(res.headers["content-length"]) or #rest
+  res.body, res.after = rest:sub(1, n), rest:sub(n + 1)
+  return res
+end
 
 describe("flextell.sandbox", function()
   setup(function()
@@ -773,7 +818,7 @@ describe("flextell.sandbox", function()
 
     it("refuses a bad fault description with 400 and a message naming the problem", function()
       local cases = {
-        { { path = "/api/x", fault = "boom" }, "fault must be one of: delay, empty, headers_huge, html, huge, " ..
+        { { path = "/api/x", fault = "boom" }, "fault must be one of: delay, empty, hangup, headers_huge, html, huge, " ..
           "malformed, no_cursor, redirect, repeat_cursor, reset, stall, status, truncated." },
         { { fault = "empty" }, "Give exactly one of path (an exact path) and match (a Lua pattern)." },
         { { path = "/a", match = "a", fault = "empty" },
@@ -790,6 +835,7 @@ describe("flextell.sandbox", function()
         { { path = "/a", fault = "status", status = 500, retry_after = "1\r\nX: y" },
           "retry_after must be a string (or number) without CR, LF or NUL." },
         { { path = "/a", fault = "redirect", status = 200 }, "status must be one of 301, 302, 303, 307, 308." },
+        { { path = "/a", fault = "hangup", status = 200 }, "Unknown parameter status for the hangup fault." },
       }
       for _, c in ipairs(cases) do
         local ok, err = sb:arm(c[1])
@@ -1093,6 +1139,91 @@ describe("flextell.sandbox", function()
         assert.is_true(res.header_bytes > 128 * 1024, tostring(res.header_bytes))
         assert.equal(string.rep("h", 1000), res.headers["x-filler-0001"])
         assert.same({ data = {} }, res.json)
+      end)
+    end)
+
+    describe("hangup", function()
+      it("reads the whole request, then closes the connection without a byte", function()
+        local f = arm({ path = "/api/v1/customers", method = "POST", fault = "hangup" })
+        local body = cjson.encode({ first_name = "H", email = "h@example.com", notes = string.rep("n", 100000) })
+        local res = call("POST", "/v1/customers", { body = body, headers = { ["Content-Type"] = "application/json" } })
+        assert.equal(52, res.curl_exit)
+        assert.equal("curl: (52) Empty reply from server", res.error)
+        assert.equal(0, res.status)
+        assert.equal(0, res.header_bytes)
+        assert.equal("", res.body)
+        local log = entries()
+        assert.equal(1, #log)
+        assert.equal("POST", log[1].method)
+        assert.equal("hangup", log[1].fault)
+        assert.equal(f.id, log[1].fault_id)
+        assert.equal(#body, log[1].body_size)
+        assert.is_true(log[1].authorization)
+        assert.is_nil(log[1].status)
+        -- the real handler did not run
+        assert.equal(45, get("/v1/customers").json.meta.total)
+        arm({ path = "/api/v1/customers", fault = "hangup" })
+        res = get("/v1/customers", { base = sb.https_url, cacert = sb.ca_file })
+        assert.equal(52, res.curl_exit)
+        assert.equal("curl: (52) Empty reply from server", res.error)
+      end)
+
+      it("drops a kept-alive connection under its next request; a raw client sees it arrive once", function()
+        arm({ path = "/api/v1/customers", method = "POST", fault = "hangup" })
+        local auth = "Authorization: Bearer sandbox-token"
+        local body = '{"first_name":"K","email":"k@example.com"}'
+        local out = raw_exchange(sb.port, {
+          raw_request("GET", "/api/v1/customers/1", { "Host: 127.0.0.1", auth }),
+          raw_request("POST", "/api/v1/customers", { "Host: 127.0.0.1", auth, "Content-Type: application/json" }, body),
+        })
+        -- the first answer, whole, then the end of the stream: not one byte for the POST
+        local first = parse_response(out)
+        assert.equal(200, first.status)
+        assert.equal("keep-alive", first.headers.connection)
+        assert.equal(1, cjson.decode(first.body).data.id)
+        assert.equal("", first.after)
+        local log = entries()
+        assert.equal(2, #log)
+        assert.equal("GET", log[1].method)
+        assert.equal("POST", log[2].method)
+        assert.equal("hangup", log[2].fault)
+        assert.equal(body, log[2].body)
+        assert.equal("number", type(log[1].connection))
+        assert.equal(log[1].connection, log[2].connection)
+        assert.equal(45, get("/v1/customers").json.meta.total)
+      end)
+
+      it("makes curl re-send the request on a new connection, silently", function()
+        local function two(count)
+          assert(sb:reset())
+          arm({ path = "/api/v1/customers", fault = "hangup", count = count })
+          return sh("curl -sS --noproxy '*' -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\\n' -H " ..
+            q("Authorization: Bearer " .. sb.token) .. " " .. q(sb.url .. "/v1/customers/1") .. " " ..
+            q(sb.url .. "/v1/customers"))
+        end
+        -- count 1: the second request reached the server twice, and curl reports success
+        local out, code, err = two(1)
+        assert.equal(0, code)
+        assert.equal("", err)
+        assert.equal("200 1\n200 1\n", out)
+        local log = entries()
+        assert.equal(3, #log)
+        assert.equal(log[1].connection, log[2].connection)
+        assert.equal("hangup", log[2].fault)
+        assert.are_not.equal(log[2].connection, log[3].connection)
+        assert.equal("/api/v1/customers", log[3].path)
+        assert.is_nil(log[3].fault)
+        assert.equal(200, log[3].status)
+        -- count 2: the re-send on the fresh connection is hung up on too, and that one counts
+        out, code, err = two(2)
+        assert.equal(52, code)
+        assert.equal("curl: (52) Empty reply from server", err)
+        assert.equal("200 1\n000 1\n", out)
+        log = entries({ path = "/api/v1/customers" })
+        assert.equal(2, #log)
+        assert.equal("hangup", log[1].fault)
+        assert.equal("hangup", log[2].fault)
+        assert.are_not.equal(log[1].connection, log[2].connection)
       end)
     end)
   end)

@@ -34,6 +34,7 @@ local function log_request(ctx)
     id = ngx.ctx.request_id,
     time = ngx.now(),
     port = tonumber(ngx.var.server_port),
+    connection = tonumber(ngx.var.connection),
     method = ctx.method,
     path = ctx.path,
     uri = ctx.uri,

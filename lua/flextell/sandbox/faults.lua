@@ -92,6 +92,7 @@ local KINDS = {
   repeat_cursor = { params = { "headers" } },
   redirect = { params = { "status", "headers", "location" } },
   headers_huge = { params = { "status", "headers", "bytes", "body", "content_type" } },
+  hangup = { params = {} },
 }
 
 local KIND_NAMES = {}
@@ -371,6 +372,14 @@ local function headers_huge(_, p)
   return http.raw(p.status or 200, p.body or '{"data":[]}', p.content_type or "application/json", headers)
 end
 
+-- The request (body included: http.context read it) is consumed, then the connection is closed
+-- without a byte. Not with 444: reset_timedout_connection turns that into an RST, and the point
+-- here is the clean FIN a server (or a middlebox) sends when it drops an idle kept-alive
+-- connection just as a request arrives on it.
+local function hangup()
+  return ngx.exit(ngx.ERROR)
+end
+
 local RUN = {
   status = status_fault,
   delay = function(_, p)
@@ -392,6 +401,7 @@ local RUN = {
   repeat_cursor = repeat_cursor,
   redirect = redirect,
   headers_huge = headers_huge,
+  hangup = hangup,
 }
 
 local function matches(f, ctx)
