@@ -818,8 +818,8 @@ describe("flextell.sandbox", function()
 
     it("refuses a bad fault description with 400 and a message naming the problem", function()
       local cases = {
-        { { path = "/api/x", fault = "boom" }, "fault must be one of: delay, empty, hangup, headers_huge, html, huge, " ..
-          "malformed, no_cursor, redirect, repeat_cursor, reset, stall, status, truncated." },
+        { { path = "/api/x", fault = "boom" }, "fault must be one of: delay, empty, garbage, hangup, headers_huge, " ..
+          "html, huge, malformed, no_cursor, redirect, repeat_cursor, reset, stall, status, truncated." },
         { { fault = "empty" }, "Give exactly one of path (an exact path) and match (a Lua pattern)." },
         { { path = "/a", match = "a", fault = "empty" },
           "Give exactly one of path (an exact path) and match (a Lua pattern)." },
@@ -836,6 +836,8 @@ describe("flextell.sandbox", function()
           "retry_after must be a string (or number) without CR, LF or NUL." },
         { { path = "/a", fault = "redirect", status = 200 }, "status must be one of 301, 302, 303, 307, 308." },
         { { path = "/a", fault = "hangup", status = 200 }, "Unknown parameter status for the hangup fault." },
+        { { path = "/a", fault = "garbage", raw = 1 }, "raw must be a string." },
+        { { path = "/a", fault = "garbage", body = "x" }, "Unknown parameter body for the garbage fault." },
       }
       for _, c in ipairs(cases) do
         local ok, err = sb:arm(c[1])
@@ -1224,6 +1226,55 @@ describe("flextell.sandbox", function()
         assert.equal("hangup", log[1].fault)
         assert.equal("hangup", log[2].fault)
         assert.are_not.equal(log[1].connection, log[2].connection)
+      end)
+    end)
+
+    describe("garbage", function()
+      local auth = "Authorization: Bearer sandbox-token"
+
+      it("answers a bare body with no status line by default, then closes", function()
+        local f = arm({ path = "/api/v1/customers", fault = "garbage" })
+        local res = get("/v1/customers")
+        assert.equal(1, res.curl_exit)
+        assert.equal("curl: (1) Received HTTP/0.9 when not allowed", res.error)
+        assert.equal(0, res.status)
+        arm({ path = "/api/v1/customers", fault = "garbage" })
+        res = get("/v1/customers", { curl = { "--http0.9" } })
+        assert.equal(0, res.curl_exit)
+        assert.equal('{"data":[]}', res.body)
+        arm({ path = "/api/v1/customers", fault = "garbage" })
+        assert.equal('{"data":[]}', raw_exchange(sb.port, { raw_request("GET", "/api/v1/customers",
+          { "Host: 127.0.0.1", auth }) }))
+        local log = entries()
+        assert.equal(3, #log)
+        assert.equal("garbage", log[1].fault)
+        assert.equal(f.id, log[1].fault_id)
+        assert.equal(11, log[1].bytes_sent)
+        assert.is_nil(log[1].status)
+      end)
+
+      it("sends `raw` exactly: a status line curl cannot read, or nothing at all", function()
+        arm({ path = "/api/v1/customers", fault = "garbage", raw = "HTTP/1.1 2x0 OK\r\n\r\n" })
+        local res = get("/v1/customers")
+        assert.equal(1, res.curl_exit)
+        assert.equal("curl: (1) Unsupported response code in HTTP response", res.error)
+        arm({ path = "/api/v1/customers", fault = "garbage", raw = "HTTP/1.1 2x0 OK\r\n\r\n" })
+        local body = '{"a":1}'
+        assert.equal("HTTP/1.1 2x0 OK\r\n\r\n", raw_exchange(sb.port, { raw_request("POST", "/api/v1/customers",
+          { "Host: 127.0.0.1", auth, "Content-Type: application/json" }, body) }))
+        assert.equal(body, entries({ method = "POST" })[1].body)
+        arm({ path = "/api/v1/customers", fault = "garbage", raw = "" })
+        res = get("/v1/customers")
+        assert.equal(52, res.curl_exit)
+        assert.equal("curl: (52) Empty reply from server", res.error)
+        assert.equal(0, entries()[3].bytes_sent)
+      end)
+
+      it("works over TLS too", function()
+        arm({ path = "/api/v1/customers", fault = "garbage", raw = "not http\n" })
+        local res = get("/v1/customers", { base = sb.https_url, cacert = sb.ca_file, curl = { "--http0.9" } })
+        assert.equal(0, res.curl_exit)
+        assert.equal("not http\n", res.body)
       end)
     end)
   end)

@@ -64,7 +64,7 @@ local CHECKS = {
   status = integer(200, 599), error = string_, message = string_, body = string_,
   content_type = string_, retry_after = header_value, headers = header_table,
   seconds = number(0, 3600), bytes = integer(0, 2 ^ 40), content_length = boolean, null = boolean,
-  location = string_,
+  location = string_, raw = string_,
 }
 
 -- kinds: the parameters each accepts (besides path, match, method, count) ------------------------
@@ -93,6 +93,7 @@ local KINDS = {
   redirect = { params = { "status", "headers", "location" } },
   headers_huge = { params = { "status", "headers", "bytes", "body", "content_type" } },
   hangup = { params = {} },
+  garbage = { params = { "raw" } },
 }
 
 local KIND_NAMES = {}
@@ -380,6 +381,24 @@ local function hangup()
   return ngx.exit(ngx.ERROR)
 end
 
+-- Bytes that are not an HTTP/1.1 response, written to the raw connection so nginx adds no status
+-- line or headers of its own; then a clean close, which is where an HTTP/0.9 body ends. The raw
+-- socket is only handed out once the body has been read, as http.context has done.
+local GARBAGE_DEFAULT = '{"data":[]}'
+
+local function garbage(_, p)
+  local sock, err = ngx.req.socket(true)
+  if not sock then error("garbage fault: no raw socket: " .. tostring(err), 0) end
+  local entry = ngx.ctx.log_entry or {}
+  local raw = p.raw or GARBAGE_DEFAULT
+  entry.bytes_sent = 0
+  if raw ~= "" then
+    local sent = sock:send(raw)
+    entry.bytes_sent = sent or 0
+  end
+  return ngx.exit(ngx.ERROR)
+end
+
 local RUN = {
   status = status_fault,
   delay = function(_, p)
@@ -402,6 +421,7 @@ local RUN = {
   redirect = redirect,
   headers_huge = headers_huge,
   hangup = hangup,
+  garbage = garbage,
 }
 
 local function matches(f, ctx)
