@@ -838,6 +838,7 @@ describe("flextell.sandbox", function()
         { { path = "/a", fault = "hangup", status = 200 }, "Unknown parameter status for the hangup fault." },
         { { path = "/a", fault = "garbage", raw = 1 }, "raw must be a string." },
         { { path = "/a", fault = "garbage", body = "x" }, "Unknown parameter body for the garbage fault." },
+        { { path = "/a", fault = "headers_huge", single = "yes" }, "single must be true or false." },
       }
       for _, c in ipairs(cases) do
         local ok, err = sb:arm(c[1])
@@ -1141,6 +1142,34 @@ describe("flextell.sandbox", function()
         assert.is_true(res.header_bytes > 128 * 1024, tostring(res.header_bytes))
         assert.equal(string.rep("h", 1000), res.headers["x-filler-0001"])
         assert.same({ data = {} }, res.json)
+      end)
+
+      it("sends one header line of `bytes` with single, which curl refuses from 100 KiB on", function()
+        -- "X-Filler: " + value + CRLF: 102399 bytes pass, 102400 do not
+        arm({ path = "/api/v1/customers", fault = "headers_huge", single = true, bytes = 102387 })
+        local res = get("/v1/customers")
+        assert.equal(0, res.curl_exit)
+        assert.equal(string.rep("h", 102387), res.headers["x-filler"])
+        assert.is_nil(res.headers["x-filler-0001"])
+        assert.same({ data = {} }, res.json)
+        arm({ path = "/api/v1/customers", fault = "headers_huge", single = true, bytes = 102388 })
+        res = get("/v1/customers")
+        assert.equal(27, res.curl_exit)
+        assert.equal("curl: (27) Out of memory", res.error)
+        assert.equal(200, res.status)
+        assert.equal("", res.body)
+        arm({ path = "/api/v1/customers", fault = "headers_huge", single = true, count = 2 })
+        res = get("/v1/customers")
+        assert.equal(27, res.curl_exit)
+        local raw = parse_response(raw_exchange(sb.port, { raw_request("GET", "/api/v1/customers",
+          { "Host: 127.0.0.1", "Authorization: Bearer sandbox-token", "Connection: close" }) }))
+        assert.equal(200, raw.status)
+        assert.equal(string.rep("h", 131072), raw.headers["x-filler"])
+        assert.equal('{"data":[]}', raw.body)
+        local log = entries()
+        assert.equal(4, #log)
+        assert.equal("headers_huge", log[4].fault)
+        assert.equal(200, log[4].status)
       end)
     end)
 

@@ -64,7 +64,7 @@ local CHECKS = {
   status = integer(200, 599), error = string_, message = string_, body = string_,
   content_type = string_, retry_after = header_value, headers = header_table,
   seconds = number(0, 3600), bytes = integer(0, 2 ^ 40), content_length = boolean, null = boolean,
-  location = string_, raw = string_,
+  location = string_, raw = string_, single = boolean,
 }
 
 -- kinds: the parameters each accepts (besides path, match, method, count) ------------------------
@@ -91,7 +91,7 @@ local KINDS = {
   no_cursor = { params = { "headers", "null" } },
   repeat_cursor = { params = { "headers" } },
   redirect = { params = { "status", "headers", "location" } },
-  headers_huge = { params = { "status", "headers", "bytes", "body", "content_type" } },
+  headers_huge = { params = { "status", "headers", "bytes", "body", "content_type", "single" } },
   hangup = { params = {} },
   garbage = { params = { "raw" } },
 }
@@ -362,13 +362,18 @@ local function redirect(ctx, p)
   return http.raw(p.status or 302, body, "application/json", headers)
 end
 
--- 1000-byte values: each header line is about 1 KB, the whole block at least `bytes`.
+-- Either many 1000-byte lines adding up to more than `bytes`, or (single) one line whose value
+-- alone is `bytes` long: clients cap the two differently.
 local function headers_huge(_, p)
   local headers = extra_headers(p)
-  local value = rep("h", 1000)
   local total = p.bytes or 128 * 1024
-  for i = 1, floor(total / 1000) + 1 do
-    headers[format("X-Filler-%04d", i)] = value
+  if p.single then
+    headers["X-Filler"] = rep("h", total)
+  else
+    local value = rep("h", 1000)
+    for i = 1, floor(total / 1000) + 1 do
+      headers[format("X-Filler-%04d", i)] = value
+    end
   end
   return http.raw(p.status or 200, p.body or '{"data":[]}', p.content_type or "application/json", headers)
 end
