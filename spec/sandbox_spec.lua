@@ -43,11 +43,13 @@ local sb
 -- One HTTP exchange with the curl CLI: { status, headers (lower-case), body, json, curl_exit,
 -- error (curl's message, "" when none), time (seconds), size (body bytes received), header_bytes }.
 -- opts: token (false: none), headers, body (string), json (table), cacert, base, raw_url, form,
--- max_time, curl (more raw arguments), discard (do not keep the body)
+-- max_time, curl (more raw arguments), discard (do not keep the body), proxy (a proxy URL; by
+-- default none, whatever the environment says)
 local function call(method, path, opts)
   opts = opts or {}
   local hfile, bfile, efile = os.tmpname(), os.tmpname(), os.tmpname()
-  local cmd = { "curl -sS --noproxy '*' --max-time", tostring(opts.max_time or 20), "-X", q(method),
+  local cmd = { "curl -sS", opts.proxy and ("-x " .. q(opts.proxy)) or "--noproxy '*'", "--max-time",
+    tostring(opts.max_time or 20), "-X", q(method),
     "-D", q(hfile), "-o", opts.discard and "/dev/null" or q(bfile),
     "-w '%{http_code} %{time_total} %{size_download}'" }
   for _, a in ipairs(opts.curl or {}) do cmd[#cmd + 1] = a end
@@ -195,6 +197,12 @@ describe("flextell.sandbox", function()
       assert.is_true(other:stop())
       local _, err = other:control("GET", "/_sandbox/health")
       assert.equal("the sandbox is stopped", err)
+      -- the port it let go of can be asked for
+      local again = assert(sandbox.launcher.start({ tls = false, proxy_port = other.proxy_port }))
+      finally(function() again:stop() end)
+      assert.equal("http://127.0.0.1:" .. other.proxy_port, again.proxy_url)
+      local res = call("GET", "", { proxy = again.proxy_url, raw_url = "http://x.test/api/v1/customers/1" })
+      assert.equal(200, res.status)
     end)
 
     it("uses a given prefix and keeps it after stop", function()
@@ -227,6 +235,20 @@ describe("flextell.sandbox", function()
       other:stop()
       assert.has_error(function() sandbox.launcher.start({ clients = {} }) end,
         "flextell.sandbox.start: clients must be a non-empty list")
+    end)
+
+    it("prints the proxy URL from the command line launcher", function()
+      local out, code = sh("unset LD_PRELOAD; bin/flextell-sandbox start")
+      assert.equal(0, code, out)
+      local env = {}
+      for k, v in out:gmatch("export ([%w_]+)='([^']*)'") do env[k] = v end
+      finally(function() sh("bin/flextell-sandbox stop " .. q(env.FLEXTELL_SANDBOX_PREFIX)) end)
+      local port = tonumber(env.FLEXTELL_SANDBOX_PROXY_URL:match("^http://127%.0%.0%.1:(%d+)$"))
+      assert.is_true(port >= 20000 and port <= 60999)
+      local res = call("GET", "", { proxy = env.FLEXTELL_SANDBOX_PROXY_URL,
+        raw_url = "http://api.flextell.test/api/v1/customers/1" })
+      assert.equal(200, res.status)
+      assert.equal(1, res.json.data.id)
     end)
 
     it("raises on an unknown option", function()
@@ -1305,6 +1327,147 @@ describe("flextell.sandbox", function()
         assert.equal(0, res.curl_exit)
         assert.equal("not http\n", res.body)
       end)
+    end)
+  end)
+
+  describe("proxy", function()
+    local function proxied(method, url, opts)
+      opts = opts or {}
+      opts.proxy, opts.raw_url = sb.proxy_url, url
+      return call(method, "", opts)
+    end
+
+    it("listens on its own loopback port", function()
+      assert.equal("http://127.0.0.1:" .. sb.proxy_port, sb.proxy_url)
+      assert.is_true(sb.proxy_port >= 20000 and sb.proxy_port <= 60999)
+      for _, other in ipairs({ sb.port, sb.tls_port, sb.redirect_port }) do
+        assert.are_not.equal(other, sb.proxy_port)
+      end
+    end)
+
+    it("answers an absolute-form request as the API port would, and logs it as proxied", function()
+      local res = proxied("GET", "http://api.flextell.test/api/v1/customers/1")
+      assert.equal(0, res.curl_exit)
+      assert.equal(200, res.status)
+      assert.equal(1, res.json.data.id)
+      assert.equal("999", res.headers["x-ratelimit-remaining"])
+      local log = assert(sb:requests())
+      assert.equal(1, log.count)
+      local e = log.requests[1]
+      assert.is_true(e.proxied)
+      assert.equal("api.flextell.test:80", e.proxy_target)
+      assert.equal(sb.proxy_port, e.port)
+      assert.equal("GET", e.method)
+      assert.equal("/api/v1/customers/1", e.path)
+      assert.equal("/api/v1/customers/1", e.uri)
+      assert.is_true(e.authorization)
+      assert.equal(200, e.status)
+      assert.equal(res.headers["x-request-id"], e.id)
+    end)
+
+    it("takes any host and port, forwards nothing and builds links with the host the client named", function()
+      local res = proxied("GET", "http://api.flextell.test:8080/api/v1/customers?per_page=1")
+      assert.equal(200, res.status)
+      assert.equal("http://api.flextell.test:8080/api/v1/customers?page=2&per_page=1", res.json.links.next)
+      -- a port where nothing listens, and a name that does not resolve: still the sandbox
+      assert.equal(200, proxied("GET", "http://127.0.0.1:9/api/v1/customers/2").status)
+      assert.equal(200, proxied("GET", "http://no-such-host.invalid/api/v1/customers/3").status)
+      local res2 = proxied("POST", "http://[::1]:8443/api/_echo/x?a=1", { token = false, body = "b" })
+      assert.equal("/api/_echo/x?a=1", res2.json.data.uri)
+      assert.equal("b", res2.json.data.body)
+      local targets = {}
+      for _, e in ipairs(assert(sb:requests()).requests) do targets[#targets + 1] = e.proxy_target end
+      assert.same({ "api.flextell.test:8080", "127.0.0.1:9", "no-such-host.invalid:80", "[::1]:8443" }, targets)
+    end)
+
+    it("applies auth, faults and rate limits as the API port does", function()
+      sb:config({ rate_limit = 2 })
+      local res = proxied("GET", "http://api.flextell.test/api/v1/customers/1", { token = false })
+      assert.equal(401, res.status)
+      assert.equal("unauthorized", res.json.error)
+      local f = assert(sb:arm({ path = "/api/v1/customers/1", fault = "status", status = 503 }))
+      res = proxied("GET", "http://api.flextell.test/api/v1/customers/1")
+      assert.equal(503, res.status)
+      assert.equal("service_unavailable", res.json.error)
+      -- one window per token, whichever port the calls come in on
+      assert.equal("1", get("/v1/customers/1").headers["x-ratelimit-remaining"])
+      assert.equal("0", proxied("GET", "http://api.flextell.test/api/v1/customers/1").headers["x-ratelimit-remaining"])
+      assert.equal(429, get("/v1/customers/1").status)
+      assert.equal(429, proxied("GET", "http://api.flextell.test/api/v1/customers/1").status)
+      local log = assert(sb:requests({ proxied = true }))
+      assert.equal(4, log.count)
+      assert.equal("status", log.requests[2].fault)
+      assert.equal(f.id, log.requests[2].fault_id)
+      assert.is_false(log.requests[1].authorization)
+      log = assert(sb:requests({ proxied = false }))
+      assert.equal(2, log.count)
+      assert.is_nil(log.requests[1].proxied)
+      assert.is_nil(log.requests[1].proxy_target)
+      assert.equal(sb.port, log.requests[1].port)
+    end)
+
+    it("refuses CONNECT with 403: curl reports the failed tunnel", function()
+      local res = proxied("GET", "https://api.flextell.test/api/v1/customers/1")
+      assert.equal(56, res.curl_exit)
+      assert.equal("curl: (56) CONNECT tunnel failed, response 403", res.error)
+      assert.equal(0, res.status)
+      local log = assert(sb:requests())
+      assert.equal(1, log.count)
+      local e = log.requests[1]
+      assert.equal("CONNECT", e.method)
+      assert.equal("api.flextell.test:443", e.path)
+      assert.equal("api.flextell.test:443", e.uri)
+      assert.is_true(e.proxied)
+      assert.equal("api.flextell.test:443", e.proxy_target)
+      assert.equal(sb.proxy_port, e.port)
+      assert.equal(403, e.status)
+      -- nginx stopped at the request line, so it never read the headers
+      assert.is_false(e.authorization)
+      assert.equal(0, e.body_size)
+    end)
+
+    it("answers a raw CONNECT with a 403 JSON body and closes", function()
+      local raw = parse_response(raw_exchange(sb.proxy_port, { raw_request("CONNECT", "api.flextell.test:443",
+        { "Host: api.flextell.test:443", "Authorization: Bearer sandbox-token" }) }))
+      assert.equal(403, raw.status)
+      assert.equal("close", raw.headers.connection)
+      assert.equal("application/json", raw.headers["content-type"])
+      assert.same({ error = "forbidden", message = "The sandbox proxy does not open tunnels: CONNECT " ..
+        "api.flextell.test:443 refused. Send http:// URLs through it; https:// ones go to the sandbox's " ..
+        "TLS port directly." }, cjson.decode(raw.body))
+      assert.equal("", raw.after)
+      -- a CONNECT with an origin-form target gets past the request line: its headers are read
+      raw = parse_response(raw_exchange(sb.proxy_port, { raw_request("CONNECT", "/",
+        { "Host: api.flextell.test", "Authorization: Bearer sandbox-token" }) }))
+      assert.equal(403, raw.status)
+      local log = assert(sb:requests({ method = "CONNECT" }))
+      assert.equal(2, log.count)
+      assert.equal("api.flextell.test:443", log.requests[1].proxy_target)
+      assert.equal("/", log.requests[2].path)
+      assert.is_true(log.requests[2].authorization)
+      assert.is_nil(log.requests[2].proxy_target)
+      -- what else nginx turns away there comes back with its own status
+      raw = parse_response(raw_exchange(sb.proxy_port, { raw_request("TRACE", "http://api.flextell.test/api",
+        { "Host: api.flextell.test" }) }))
+      assert.equal(405, raw.status)
+      assert.same({ error = "invalid_request",
+        message = "nginx refused the request: TRACE http://api.flextell.test/api HTTP/1.1" }, cjson.decode(raw.body))
+      local e = assert(sb:requests({ method = "TRACE" })).requests[1]
+      assert.equal(405, e.status)
+      assert.equal("api.flextell.test:80", e.proxy_target)
+      assert.equal("/api", e.path)
+    end)
+
+    it("refuses an origin-form request with 400: the proxy is not the API", function()
+      local res = get("/v1/customers/1", { base = sb.proxy_url .. "/api" })
+      assert.equal(400, res.status)
+      assert.same({ error = "invalid_request", message = "This is the sandbox's HTTP proxy port: it takes " ..
+        "absolute-form requests (GET http://host/path HTTP/1.1). Send API calls to the API port, or use this " ..
+        "port as a proxy." }, res.json)
+      local e = assert(sb:requests()).requests[1]
+      assert.is_true(e.proxied)
+      assert.is_nil(e.proxy_target)
+      assert.equal(400, e.status)
     end)
   end)
 

@@ -44,6 +44,9 @@ local function log_request(ctx)
     body_sha256 = sha256.hex(body),
     body = #body <= MAX_LOGGED_BODY and body or nil,
   }
+  if ngx.ctx.proxied then
+    entry.proxied, entry.proxy_target = true, ngx.ctx.proxy_target
+  end
   ngx.ctx.log_entry = state.append_log(entry)
 end
 
@@ -101,10 +104,71 @@ local function trap()
     "This port only receives followed redirects: clients must not follow the sandbox's redirects.")
 end
 
+-- The proxy port. A request in absolute form (GET http://host/path, what clients send to an
+-- HTTP proxy) is answered here, as the API port would answer its path: nothing leaves the
+-- machine, whatever the host. CONNECT never reaches Lua as a request of its own: nginx refuses
+-- it (400 for an authority-form target, 405 otherwise) and error_page brings that refusal here
+-- as an internal redirect to /.proxy-refused/<status>, where $request still holds the line.
+
+-- host:port of an absolute-form (scheme://authority/...) or authority-form (host:port) target.
+local function authority(target, default_port)
+  local scheme, rest = target:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if scheme then
+    default_port = scheme:lower() == "https" and 443 or 80
+  else
+    rest = target
+  end
+  rest = rest:match("([^@]*)$")
+  local host, port = rest:match("^(%[[^%]]*%])(.*)$")
+  if not host then host, port = rest:match("^([^:]*)(.*)$") end
+  port = port:match("^:(%d+)$") or (port == "" and default_port) or nil
+  if host == "" or host:find("/", 1, true) or not port then return nil end
+  return host .. ":" .. port
+end
+
+local function proxy_refused()
+  local line = ngx.var.request or ""
+  local method, target = line:match("^(%S+)%s+(%S+)")
+  local status = tonumber(ngx.var.uri:match("(%d+)$")) or 400
+  ngx.ctx.request_id = state.next_request_id()
+  http.add_header("X-Request-Id", ngx.ctx.request_id)
+  ngx.ctx.proxied = true
+  ngx.ctx.proxy_target = target and authority(target, 443)
+  -- For an authority-form target nginx gave up at the request line: no URI, no header was read,
+  -- so the target stands in for both path and uri.
+  local uri = ngx.var.request_uri or target or ""
+  log_request({ method = method or "", path = uri:match("^[^?]*"), uri = uri, body = "",
+    headers = ngx.req.get_headers(0) })
+  if method == "CONNECT" then
+    return http.error(403, "forbidden", "The sandbox proxy does not open tunnels: CONNECT " .. target ..
+      " refused. Send http:// URLs through it; https:// ones go to the sandbox's TLS port directly.")
+  end
+  return http.error(status, "invalid_request", "nginx refused the request: " .. line)
+end
+
+local function proxy()
+  if ngx.req.is_internal() then return proxy_refused() end
+  local target = (ngx.var.request or ""):match("^%S+%s+(%S+)") or ""
+  ngx.ctx.proxied = true
+  if target:match("^%a[%w+.-]*://") then
+    ngx.ctx.proxy_target = authority(target, 80)
+    return handle()
+  end
+  -- origin form: a client that took the proxy for the server
+  local ctx = http.context()
+  ngx.ctx.request_id = state.next_request_id()
+  http.add_header("X-Request-Id", ngx.ctx.request_id)
+  log_request(ctx)
+  return http.error(400, "invalid_request", "This is the sandbox's HTTP proxy port: it takes absolute-form " ..
+    "requests (GET http://host/path HTTP/1.1). Send API calls to the API port, or use this port as a proxy.")
+end
+
+local ENTRIES = { trap = trap, proxy = proxy }
+
 -- A bug in a handler still answers in the API's error shape, so a client spec sees a 500 it can
 -- name instead of nginx's HTML page; the traceback goes to the error log.
 function M.run(entry)
-  local ok, err = xpcall(entry == "trap" and trap or handle, debug.traceback)
+  local ok, err = xpcall(ENTRIES[entry] or handle, debug.traceback)
   if not ok then
     ngx.log(ngx.ERR, err)
     if not ngx.headers_sent then

@@ -53,10 +53,13 @@ local function requests(ctx)
   local path = type(q.path) == "string" and q.path or nil
   local match = type(q.match) == "string" and q.match or nil
   local since = tonumber(q.since)
+  local proxied = q.proxied
+  if proxied ~= nil then proxied = proxied == true or proxied == "true" or proxied == "1" end
   local out = array()
   for _, e in ipairs(state.log) do
     if (not method or e.method == method) and (not path or e.path == path)
-        and (not match or e.path:find(match)) and (not since or e.seq > since) then
+        and (not match or e.path:find(match)) and (not since or e.seq > since)
+        and (proxied == nil or (e.proxied == true) == proxied) then
       out[#out + 1] = e
     end
   end

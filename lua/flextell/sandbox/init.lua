@@ -25,6 +25,7 @@ local DEFAULTS = {
   quiet = true,
   port = nil,
   tls_port = nil,
+  proxy_port = nil,
   watch = true,
   log_level = "warn",
 }
@@ -295,6 +296,16 @@ local function nginx_conf(h, o, modules, root, user_root, v6)
     '      content_by_lua_block { require("flextell.sandbox.app").run("trap") }',
     "    }",
     "  }",
+    -- nginx refuses CONNECT before any handler runs; these bring the refusal to Lua, which
+    -- answers and logs it
+    "  server {",
+    listen(h.proxy_port, ""),
+    "    error_page 400 = /.proxy-refused/400;",
+    "    error_page 405 = /.proxy-refused/405;",
+    "    location / {",
+    '      content_by_lua_block { require("flextell.sandbox.app").run("proxy") }',
+    "    }",
+    "  }",
   }
   if h.tls_port then
     local more = {
@@ -403,10 +414,10 @@ function Sandbox:arm(fault)
   return res.fault
 end
 
--- filter: { method =, path =, match =, since = } -> { count = N, requests = {...} }
+-- filter: { method =, path =, match =, since =, proxied = } -> { count = N, requests = {...} }
 function Sandbox:requests(filter)
   local q = {}
-  for _, k in ipairs({ "method", "path", "match", "since" }) do
+  for _, k in ipairs({ "method", "path", "match", "since", "proxied" }) do
     if filter and filter[k] ~= nil then q[#q + 1] = k .. "=" .. percent(filter[k]) end
   end
   return self:control("GET", "/_sandbox/requests" .. (#q > 0 and ("?" .. concat(q, "&")) or ""))
@@ -578,6 +589,7 @@ local function public_fields(h)
     tokens = h.tokens, client_id = h.client_id, client_secret = h.client_secret,
     redirect_uri = h.redirect_uri, remove_prefix = h.remove_prefix, clients = h.clients,
     redirect_port = h.redirect_port, redirect_origin = h.redirect_origin,
+    proxy_port = h.proxy_port, proxy_url = h.proxy_url,
   }
 end
 
@@ -610,7 +622,8 @@ function M.start(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
-    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port" or k == "clients") then
+    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port" or k == "proxy_port"
+        or k == "clients") then
       error("flextell.sandbox.start: unknown option '" .. tostring(k) .. "'", 2)
     end
     o[k] = v
@@ -668,7 +681,7 @@ function M.start(opts)
   end
 
   local busy = busy_ports()
-  for _, port in ipairs({ o.port or false, o.tls and o.tls_port or false }) do
+  for _, port in ipairs({ o.port or false, o.tls and o.tls_port or false, o.proxy_port or false }) do
     if port and busy[port] then return fail(h, "port " .. port .. " is already in use") end
   end
 
@@ -683,6 +696,8 @@ function M.start(opts)
     h.tls_port = o.tls and (o.tls_port or pick_port(taken)) or nil
     if h.tls_port then taken[h.tls_port] = true end
     h.redirect_port = pick_port(taken)
+    taken[h.redirect_port] = true
+    h.proxy_port = o.proxy_port or pick_port(taken)
     assert(write_file(p .. "/conf/sandbox.json", server_conf()))
     assert(write_file(p .. "/nginx.conf", nginx_conf(h, o, modules, root, user_root, v6)))
     os.remove(p .. "/logs/error.log")
@@ -702,6 +717,7 @@ function M.start(opts)
   h.origin = format("http://127.0.0.1:%d", h.port)
   h.url = h.origin .. "/api"
   h.redirect_origin = format("http://127.0.0.1:%d", h.redirect_port)
+  h.proxy_url = format("http://127.0.0.1:%d", h.proxy_port)
   if h.tls_port then
     h.https_origin = format("https://127.0.0.1:%d", h.tls_port)
     h.https_url = h.https_origin .. "/api"
