@@ -167,6 +167,13 @@ local ENTRIES = { trap = trap, proxy = proxy }
 
 -- A bug in a handler still answers in the API's error shape, so a client spec sees a 500 it can
 -- name instead of nginx's HTML page; the traceback goes to the error log.
+-- ssl_certificate_by_lua: holds the handshake for tls_handshake_delay seconds (the certificate
+-- itself comes from the server block).
+function M.handshake()
+  local delay = state.config.tls_handshake_delay
+  if delay and delay > 0 then ngx.sleep(delay) end
+end
+
 function M.run(entry)
   local ok, err = xpcall(ENTRIES[entry] or handle, debug.traceback)
   if not ok then

@@ -314,6 +314,7 @@ local function nginx_conf(h, o, modules, root, user_root, v6)
       format('    ssl_certificate "%s";', h.cert),
       format('    ssl_certificate_key "%s";', h.key),
       "    ssl_protocols TLSv1.2 TLSv1.3;",
+      '    ssl_certificate_by_lua_block { require("flextell.sandbox.app").handshake() }',
       location,
       "  }",
     }

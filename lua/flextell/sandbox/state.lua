@@ -11,6 +11,7 @@ local defaults = {
   rate_limit = 1000,
   rate_window = 60,
   auto_approve = false,
+  tls_handshake_delay = 0,
   tokens = { "sandbox-token" },
   client_id = "sandbox-client",
   client_secret = "sandbox-secret",
@@ -96,6 +97,9 @@ M.config_checks = {
   end,
   rate_limit = positive,
   rate_window = function(v) return positive(v) and v >= 1 end,
+  -- seconds the TLS port waits inside the handshake: a client's connect timeout then fires
+  -- before any byte of its request was written
+  tls_handshake_delay = function(v) return type(v) == "number" and v >= 0 and v <= 60 end,
   auto_approve = function(v) return type(v) == "boolean" end,
   tokens = function(v)
     if type(v) ~= "table" then return false end
