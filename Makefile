@@ -37,7 +37,7 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all core deps test test-lua test-luajit lint check-asan check-valgrind check-tsan check-install demo \
+.PHONY: all core deps test test-lua test-luajit lint check-asan check-oom check-valgrind check-tsan check-install demo \
         sandbox bench install uninstall clean luajit soak fuzz fuzz-build
 
 all: $(CORE)

@@ -1,7 +1,8 @@
 # Test targets. `make test` is what CI runs: it installs what is missing, builds for Lua 5.4 and
-# LuaJIT, lints, runs the specs on both, then again under ASan+UBSan and valgrind, runs eight
-# threads with a state each under ThreadSanitizer (check-tsan), checks the installs, soaks, and
-# fuzzes each harness for FUZZ_SECONDS (mk/fuzz.mk).
+# LuaJIT, lints, runs the specs on both, then again under ASan+UBSan, sweeps out-of-memory
+# failures through every allocation of a set of calls under ASan (check-oom), runs the specs under
+# valgrind, runs eight threads with a state each under ThreadSanitizer (check-tsan), checks the
+# installs, soaks, and fuzzes each harness for FUZZ_SECONDS (mk/fuzz.mk).
 
 BUSTED ?= /usr/bin/busted
 BUSTED_FLAGS ?= -o utfTerminal
@@ -17,6 +18,7 @@ test: deps
 	$(MAKE) test-lua
 	$(MAKE) test-luajit
 	$(MAKE) check-asan
+	$(MAKE) check-oom
 	$(MAKE) check-valgrind
 	$(MAKE) check-tsan
 	$(MAKE) check-install
@@ -48,6 +50,32 @@ check-asan: build/asan/lua-asan
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	build/asan/lua-asan $(BUSTED) $(BUSTED_FLAGS) --run=asan
+
+# The out-of-memory policy: when memory runs out, a call raises "not enough memory" after ending
+# its transfer cleanly; never a structured error, a crash or a leak. spec/c/oom.c embeds Lua 5.4
+# with the core's sources compiled in, and fails the n-th allocation of a call (Lua's, the
+# core's malloc family through --wrap, libcurl's through curl_global_init_mem), for every n, once
+# and then from n on; spec/c/oom.lua checks each outcome and a fresh client after it. Under ASan
+# and UBSan with leak checking, against a sandbox of its own, stopped by the trap however the
+# run ends. FLEXTELL_OOM_ONLY=get,post... and FLEXTELL_OOM_MODES=once narrow it (spec/c/oom.lua).
+OOM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
+            -Wl,--wrap=curl_multi_perform,--wrap=curl_multi_info_read
+build/oom/oom: spec/c/oom.c $(SRC) $(wildcard src/*.h)
+	mkdir -p build/oom
+	$(CC) $(ASAN_FLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(shell $(PKG_CONFIG) --cflags lua5.4) \
+	  $(CURL_CFLAGS) -Isrc -o $@ spec/c/oom.c $(SRC) -fsanitize=address,undefined $(OOM_WRAP) \
+	  $(shell $(PKG_CONFIG) --libs lua5.4) $(LDLIBS) -ldl
+
+check-oom: core build/oom/oom
+	@sb=$$($(DEV_ENV) lua5.4 bin/flextell-sandbox start --rate-limit 1000000) || exit 1; \
+	eval "$$sb"; \
+	trap '$(DEV_ENV) lua5.4 bin/flextell-sandbox stop "$$FLEXTELL_SANDBOX_PREFIX"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	echo "check-oom: sandbox at $$FLEXTELL_SANDBOX_URL"; \
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=98 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	build/oom/oom spec/c/oom.lua lua
 
 check-valgrind: core
 	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS)
@@ -83,9 +111,11 @@ check-install: core
 	$(MAKE) install DESTDIR=$(CURDIR)/build/install-check PREFIX=/usr/local
 	cd build && LUA_PATH="$(INSTALLED)/share/lua/5.4/?.lua;$(INSTALLED)/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(INSTALLED)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "make install"
+	test -x $(INSTALLED)/bin/flextell-sandbox || { echo "make install: bin/flextell-sandbox missing" >&2; exit 1; }
 	luarocks --lua-version 5.4 make rockspec/lua-flextell-*.rockspec --deps-mode=none --tree $(ROCKS) >/dev/null
 	cd build && LUA_PATH="$(ROCKS)/share/lua/5.4/?.lua;$(ROCKS)/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(ROCKS)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "luarocks make"
+	test -x $(ROCKS)/bin/flextell-sandbox || { echo "luarocks make: bin/flextell-sandbox missing" >&2; exit 1; }
 
 # Thousands of calls with random faults; memory and file descriptors must stay flat.
 soak: core
