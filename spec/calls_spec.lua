@@ -129,12 +129,14 @@ describe("flextell.Client calls", function()
       assert.are.equal("The given data was invalid.", err.message)
       assert.are.same({ "The first name field is required." }, err.body.errors.first_name)
       assert.are.same({ "The email must be a valid email address." }, err.body.errors.email)
+      assert.are.same({ first_name = { "The first name field is required." },
+        email = { "The email must be a valid email address." } }, err.fields)
       assert.are.equal("POST", err.method)
       assert.are.equal(sb.url .. "/v1/customers", err.url)
       assert.matches("^req_%x+$", err.request_id)
       assert.are.equal(1, err.attempts)
-      assert.are.equal("flextell: http 422 validation_error: The given data was invalid. (POST " .. sb.url ..
-        "/v1/customers)", tostring(err))
+      assert.are.equal("flextell: http 422 validation_error: The given data was invalid." ..
+        " (email: The email must be a valid email address. +1 more) (POST " .. sb.url .. "/v1/customers)", tostring(err))
     end)
 
     it("returns a conflict for a duplicate email", function()

@@ -75,9 +75,42 @@ describe("flextell.new", function()
 
   it("refuses invalid default headers", function()
     assert.has_error(function() flextell.new { headers = { ["X-A"] = "a\r\nb" } } end,
-      "flextell.new: header 'X-A' has an invalid name or value")
+      "flextell.new: option 'headers': header 'X-A' has a control character (CR, LF, NUL...) in its value")
     assert.has_error(function() flextell.new { headers = { ["Bad Name"] = "v" } } end,
-      "flextell.new: header '?' has an invalid name or value")
+      "flextell.new: option 'headers': a header has a name that is not an RFC 9110 token")
+  end)
+
+  it("checks ca_file and ca_path when the client is made, naming the problem", function()
+    assert.has_error(function() flextell.new { ca_file = "/nonexistent/ca.pem" } end,
+      "flextell.new: option 'ca_file': cannot read '/nonexistent/ca.pem': No such file or directory")
+    assert.has_error(function() flextell.new { ca_file = "spec" } end,
+      "flextell.new: option 'ca_file': cannot read 'spec': Is a directory")
+    local empty = os.tmpname()
+    assert.has_error(function() flextell.new { ca_file = empty } end,
+      "flextell.new: option 'ca_file': '" .. empty .. "' is empty")
+    os.remove(empty)
+    assert.has_error(function() flextell.new { ca_path = "/nonexistent/certs" } end,
+      "flextell.new: option 'ca_path': cannot open directory '/nonexistent/certs': No such file or directory")
+    assert.is_truthy(flextell.new { ca_file = "spec/client_spec.lua", ca_path = "spec" })
+  end)
+
+  it("takes a proxy URL or false, and refuses anything else", function()
+    assert.is_truthy(flextell.new { proxy = "http://127.0.0.1:3128" })
+    assert.is_truthy(flextell.new { proxy = "socks5h://user:pw@127.0.0.1:1080" })
+    assert.is_truthy(flextell.new { proxy = false })
+    assert.has_error(function() flextell.new { proxy = "127.0.0.1:3128" } end,
+      "flextell.new: option 'proxy' must be a proxy URL (http://, https://, socks4://, socks4a://, socks5:// or" ..
+      " socks5h://) or false")
+    assert.has_error(function() flextell.new { proxy = true } end,
+      "flextell.new: option 'proxy' must be a URL string or false, got boolean")
+  end)
+
+  it("takes write_max_idle from 0 to 3600 seconds", function()
+    assert.is_truthy(flextell.new { write_max_idle = 0 })
+    assert.has_error(function() flextell.new { write_max_idle = -1 } end,
+      "flextell.new: option 'write_max_idle' must be 0..3600")
+    assert.has_error(function() flextell.new { write_max_idle = 1.5 } end,
+      "flextell.new: option 'write_max_idle' must be an integer, got number")
   end)
 
   it("refuses both token and access_token", function()

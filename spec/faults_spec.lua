@@ -84,6 +84,7 @@ describe("faults", function()
       local _, err = client:get("/v1/customers/1")
       assert.are.equal("limit", err.kind)
       assert.is_true(err.retry_after > 95 and err.retry_after <= 100)
+      if math.type then assert.are.equal("integer", math.type(err.retry_after)) end
     end)
 
     it("ignores a Retry-After it cannot read and backs off instead", function()
@@ -101,6 +102,7 @@ describe("faults", function()
       assert.are.equal(429, err.status)
       assert.are.equal("rate_limit_exceeded", err.code)
       assert.are.equal(30, err.retry_after)
+      if math.type then assert.are.equal("integer", math.type(err.retry_after)) end
       assert.are.equal(1, err.attempts)
     end)
 
@@ -140,7 +142,8 @@ describe("faults", function()
       assert.are.equal("limit", err.kind)
       assert.are.equal("rate_limit_exceeded", err.code)
       assert.are.equal(0, err.attempts)
-      assert.is_true(err.retry_after > 50)
+      assert.is_true(err.retry_after > 50 and err.retry_after <= 60)
+      if math.type then assert.are.equal("integer", math.type(err.retry_after)) end
       assert.are.equal(0, seen("GET", "/v1/customers/2"))
       assert.are.equal(0, c:rate_limit().remaining)
     end)
@@ -240,6 +243,39 @@ describe("faults", function()
       assert.are.equal("headers_too_large", err.code)
     end)
 
+    it("refuses one response header line over libcurl's limit as headers_too_large", function()
+      arm { path = "/api/v1/customers", fault = "headers_huge", single = true, bytes = 200 * 1024 }
+      local _, err = client:get("/v1/customers")
+      assert.are.equal("limit", err.kind)
+      assert.are.equal("headers_too_large", err.code)
+      assert.are.equal("a response header line is larger than libcurl accepts (100 KB)", err.message)
+      assert.are.equal(1, err.attempts)
+    end)
+
+    it("reports an answer that is not HTTP/1.x as a protocol error, retried for a GET", function()
+      arm { path = "/api/v1/customers/1", fault = "garbage", count = 3 }
+      local _, err = client:get("/v1/customers/1")
+      assert.are.equal("protocol", err.kind)
+      assert.are.equal("bad_response", err.code)
+      assert.are.equal("Received HTTP/0.9 when not allowed", err.message)
+      assert.is_true(err.maybe_sent)
+      assert.are.equal(3, err.attempts)
+      arm { path = "/api/v1/customers/1", fault = "garbage", raw = "HTTP/1.1 2x0 OK\r\n\r\n" }
+      local data, _, res = client:get("/v1/customers/1")
+      assert.are.equal(1, data.id)
+      assert.are.equal(2, res.attempts)
+    end)
+
+    it("does not send a POST again after an answer that is not HTTP", function()
+      arm { path = "/api/v1/customers", method = "POST", fault = "garbage", raw = "HTTP/1.1 2x0 OK\r\n\r\n" }
+      local _, err = client:post("/v1/customers", { first_name = "G", email = "g@example.com" })
+      assert.are.equal("protocol", err.kind)
+      assert.are.equal("bad_response", err.code)
+      assert.are.equal("Unsupported response code in HTTP response", err.message)
+      assert.are.equal(1, err.attempts)
+      assert.are.equal(1, seen("POST", "/v1/customers"))
+    end)
+
     it("does not follow a redirect, so the token stays home", function()
       arm { path = "/api/v1/customers", fault = "redirect" }
       local _, err = client:get("/v1/customers")
@@ -251,6 +287,15 @@ describe("faults", function()
       local log = sb:requests {}
       assert.are.equal(1, log.count) -- the redirect target never heard from the client
       assert.is_nil(log.requests[1].redirected)
+    end)
+
+    it("names a redirect's target without its query, where signed URLs keep their secrets", function()
+      arm { path = "/api/v1/customers", fault = "redirect", location = "https://files.example/x?sig=SECRET&exp=1" }
+      local _, err = client:get("/v1/customers")
+      assert.are.equal("redirect", err.code)
+      assert.are.equal("unexpected redirect (HTTP 302) to https://files.example/x (query left out);" ..
+        " redirects are not followed", err.message)
+      assert.is_nil(tostring(err):find("SECRET", 1, true))
     end)
   end)
 

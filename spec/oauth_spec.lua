@@ -125,6 +125,20 @@ describe("OAuth", function()
       assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
     end)
 
+    it("checks the state before anything else in the redirect, an error included", function()
+      local client = new_client()
+      local url = client:authorize_url { state = "mine" }
+      local denied = assert(sb:deny(url)):gsub("state=mine", "state=forged")
+      local tokens, err = client:exchange_code(denied, { state = "mine" })
+      assert.is_nil(tokens)
+      assert.are.equal("auth", err.kind)
+      assert.are.equal("state_mismatch", err.code)
+      tokens, err = client:exchange_code(sb.redirect_uri .. "?error=access_denied", { state = "mine" })
+      assert.is_nil(tokens)
+      assert.are.equal("state_mismatch", err.code)
+      assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
+    end)
+
     it("turns a denied consent into an auth error", function()
       local client = new_client()
       local url, state = client:authorize_url {}
@@ -247,6 +261,23 @@ describe("OAuth", function()
       -- reuse revoked the whole family: a's new tokens too
       local _, err2 = a:get("/v1/customers/1")
       assert.are.equal("reauth_required", err2.code)
+      -- with the tokens cleared, a call fails here instead of going out without Authorization
+      local before = sb:requests { path = "/api/v1/customers/1" }.count
+      local data, err3 = b:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.equal("auth", err3.kind)
+      assert.are.equal("reauth_required", err3.code)
+      assert.are.equal("the client has no access token: authorize first (client:authorize_url, client:exchange_code)",
+        err3.message)
+      assert.are.equal(before, sb:requests { path = "/api/v1/customers/1" }.count)
+    end)
+
+    it("fails a call of an OAuth client that was never authorized, sending nothing", function()
+      local data, err = new_client():get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.equal("auth", err.kind)
+      assert.are.equal("reauth_required", err.code)
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/1" }.count)
     end)
 
     it("returns an error from on_token and keeps the new tokens", function()

@@ -56,7 +56,7 @@ static int buffer_gc(lua_State *L)
 
 fx_buf *fx_buf_push(lua_State *L)
 {
-  fx_buf *b = (fx_buf *)lua_newuserdata(L, sizeof *b);
+  fx_buf *b = (fx_buf *)fx_newuserdata(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, FX_BUFFER_MT);
   return b;

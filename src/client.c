@@ -1,6 +1,9 @@
 /* flextell.Client: options, lifecycle, and the call methods. A client owns a reference to the
  * shared state (multi handle, tokens); clients made with :with{} share it. */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,13 +55,39 @@ static void client_release(lua_State *L, fx_client *c)
   c->headers = NULL;
 }
 
-/* Creates a closed client (all NULL) with its metatable: safe to collect at any point. */
-static fx_client *client_push(lua_State *L)
+/* Creates a closed client (all NULL) with its metatable: safe to collect at any point. Its user
+ * value is the hooks table (on_token, on_retry), shared with the clients made by :with{}: there
+ * the collector sees a hook that refers back to its client, so the cycle is collected. */
+static fx_client *client_push(lua_State *L, int hooks_from)
 {
-  fx_client *c = (fx_client *)lua_newuserdata(L, sizeof *c);
+  fx_client *c = (fx_client *)fx_newuserdata(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, FX_CLIENT_MT);
+  if (hooks_from != 0)
+    fx_getuservalue(L, hooks_from);
+  else
+    lua_createtable(L, 0, 2);
+  fx_setuservalue(L, -2);
   return c;
+}
+
+int fx_client_push_hook(lua_State *L, int cidx, const char *name)
+{
+  fx_getuservalue(L, cidx);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  if (lua_isfunction(L, -1)) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+fx_client *fx_client_at(lua_State *L, int idx)
+{
+  return (fx_client *)luaL_checkudata(L, idx, FX_CLIENT_MT);
 }
 
 fx_client *fx_client_check(lua_State *L, int idx)
@@ -96,7 +125,7 @@ static int client_tostring(lua_State *L)
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-enum { OPT_STR, OPT_NUM, OPT_INT, OPT_BOOL, OPT_TABLE, OPT_FUNC, OPT_TENANT };
+enum { OPT_STR, OPT_NUM, OPT_INT, OPT_BOOL, OPT_TABLE, OPT_FUNC, OPT_TENANT, OPT_PROXY };
 
 typedef struct opt_def {
   const char *name;
@@ -118,12 +147,14 @@ static const opt_def client_options[] = {
   {"deadline", OPT_NUM, 1},       {"max_retries", OPT_INT, 1},
   {"headers", OPT_TABLE, 1},      {"user_agent", OPT_STR, 1},
   {"ca_file", OPT_STR, 0},        {"ca_path", OPT_STR, 0},
-  {"proxy", OPT_STR, 0},          {"max_response_bytes", OPT_INT, 0},
-  {"allow_http", OPT_BOOL, 0},    {NULL, 0, 0}
+  {"proxy", OPT_PROXY, 0},        {"max_response_bytes", OPT_INT, 0},
+  {"allow_http", OPT_BOOL, 0},    {"write_max_idle", OPT_INT, 1},
+  {NULL, 0, 0}
 };
 
 static const char *const type_names[] = {"a string", "a number", "an integer", "a boolean",
-                                         "a table", "a function", "an integer or false"};
+                                         "a table", "a function", "an integer or false",
+                                         "a URL string or false"};
 
 /* Raises on an unknown option or a value of the wrong type: these are programmer errors. */
 static void check_options(lua_State *L, int idx, const char *fname, int derived)
@@ -148,6 +179,7 @@ static void check_options(lua_State *L, int idx, const char *fname, int derived)
     case OPT_BOOL: ok = t == LUA_TBOOLEAN; break;
     case OPT_TABLE: ok = t == LUA_TTABLE; break;
     case OPT_FUNC: ok = t == LUA_TFUNCTION; break;
+    case OPT_PROXY: ok = t == LUA_TSTRING || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)); break;
     default: /* OPT_TENANT */
       ok = (t == LUA_TNUMBER && fx_isinteger(L, -1)) || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1));
       break;
@@ -239,6 +271,13 @@ static void apply_timeouts(lua_State *L, int idx, const char *fname, fx_client *
     c->max_retries = (int)n;
   }
   lua_pop(L, 1);
+  lua_getfield(L, idx, "write_max_idle");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n = fx_tointeger(L, -1);
+    if (n < 0 || n > 3600) luaL_error(L, "%s: option 'write_max_idle' must be 0..3600", fname);
+    c->write_max_idle = (int)n;
+  }
+  lua_pop(L, 1);
   lua_getfield(L, idx, "tenant");
   if (lua_type(L, -1) == LUA_TNUMBER) {
     lua_Integer t = fx_tointeger(L, -1);
@@ -270,37 +309,18 @@ static void apply_prefix(lua_State *L, int idx, const char *fname, fx_client *c)
 
 static void apply_headers(lua_State *L, int idx, const char *fname, fx_client *c)
 {
-  const char *keys[FX_MAX_KEYS];
-  int h, i, n;
+  char msg[200];
   lua_getfield(L, idx, "headers");
-  h = lua_gettop(L);
-  if (!lua_istable(L, h)) {
+  if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     return;
   }
-  n = fx_sorted_keys(L, h, keys, FX_MAX_KEYS);
-  if (n < 0) luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
-  for (i = 0; i < n; i++) {
-    size_t nl = strlen(keys[i]), vl;
-    const char *value;
-    struct curl_slist *next;
-    lua_getfield(L, h, keys[i]);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "%s: option 'headers' must map header names to strings", fname);
-    value = lua_tolstring(L, -1, &vl);
-    if (!fx_header_valid(keys[i], nl, value, vl))
-      luaL_error(L, "%s: header '%s' has an invalid name or value", fname,
-                 fx_header_valid(keys[i], nl, "", 0) ? keys[i] : "?");
-    lua_pushfstring(L, "%s: %s", keys[i], value);
-    next = curl_slist_append(c->headers, lua_tostring(L, -1));
-    if (next == NULL) luaL_error(L, "not enough memory");
-    c->headers = next;
-    lua_pop(L, 2);
-  }
+  if (fx_headers_from_table(L, lua_gettop(L), &c->headers, msg, sizeof msg) != 0)
+    luaL_error(L, "%s: option 'headers': %s", fname, msg);
   lua_pop(L, 1);
 }
 
-static int is_loopback(const char *host)
+int fx_host_is_loopback(const char *host)
 {
   if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
     return 1;
@@ -326,7 +346,7 @@ static void check_url(lua_State *L, const char *fname, const char *k, const char
     problem = "is not a valid absolute URL";
   } else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
     problem = "must be an https:// URL";
-  } else if (strcmp(scheme, "http") == 0 && !allow_http && !is_loopback(host)) {
+  } else if (strcmp(scheme, "http") == 0 && !allow_http && !fx_host_is_loopback(host)) {
     problem = "uses http:// to a host that is not loopback (set allow_http = true to allow it)";
   } else if (strchr(url, '?') != NULL || strchr(url, '#') != NULL) {
     problem = "must not have a query or fragment";
@@ -335,6 +355,57 @@ static void check_url(lua_State *L, const char *fname, const char *k, const char
   curl_free(host);
   curl_url_cleanup(u);
   if (problem != NULL) luaL_error(L, "%s: option '%s' %s", fname, k, problem);
+}
+
+/* True when the URL's host is loopback (127.0.0.0/8, ::1, localhost). */
+int fx_url_is_loopback(const char *url)
+{
+  CURLU *u = curl_url();
+  char *host = NULL;
+  int yes = 0;
+  if (u == NULL) return 0;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+    yes = fx_host_is_loopback(host);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return yes;
+}
+
+/* A proxy URL libcurl can use: http, https, socks4(a), socks5(h). Raises. */
+static void check_proxy(lua_State *L, const char *fname, const char *url)
+{
+  static const char *const schemes[] = {"http://", "https://", "socks4://", "socks4a://",
+                                        "socks5://", "socks5h://", NULL};
+  int i;
+  for (i = 0; schemes[i] != NULL; i++)
+    if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 && url[strlen(schemes[i])] != '\0') return;
+  luaL_error(L, "%s: option 'proxy' must be a proxy URL (http://, https://, socks4://, socks4a://, "
+             "socks5:// or socks5h://) or false", fname);
+}
+
+/* Trust files are read at the first TLS handshake; a wrong path is found here instead, with the
+ * reason, rather than as a tls_error without one at the first call. Raises. */
+static void check_trust(lua_State *L, const char *fname, const char *ca_file, const char *ca_path)
+{
+  if (ca_file != NULL) {
+    FILE *fp = fopen(ca_file, "rb");
+    int ch, e;
+    if (fp == NULL)
+      luaL_error(L, "%s: option 'ca_file': cannot read '%s': %s", fname, ca_file, strerror(errno));
+    ch = fgetc(fp); /* a directory opens, then fails to read */
+    e = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (e != 0) luaL_error(L, "%s: option 'ca_file': cannot read '%s': %s", fname, ca_file, strerror(e));
+    if (ch == EOF) luaL_error(L, "%s: option 'ca_file': '%s' is empty", fname, ca_file);
+  }
+  if (ca_path != NULL) {
+    DIR *d = opendir(ca_path);
+    if (d == NULL)
+      luaL_error(L, "%s: option 'ca_path': cannot open directory '%s': %s", fname, ca_path,
+                 strerror(errno));
+    closedir(d);
+  }
 }
 
 static char *origin_join(lua_State *L, const char *base, const char *path)
@@ -354,11 +425,13 @@ static char *origin_join(lua_State *L, const char *base, const char *path)
   }
 }
 
-static void build_user_agent(lua_State *L, fx_client *c, const char *user)
+static void build_user_agent(lua_State *L, const char *fname, fx_client *c, const char *user)
 {
   const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
   const char *lv = LUA_VERSION; /* "Lua 5.4" */
   const char *sp = strchr(lv, ' ');
+  if (user != NULL && !fx_header_valid("User-Agent", 10, user, strlen(user)))
+    luaL_error(L, "%s: option 'user_agent' must not contain control characters (CR, LF...)", fname);
   if (user != NULL && *user != '\0')
     lua_pushfstring(L, "%s lua-flextell/%s libcurl/%s Lua/%s", user, FX_VERSION, v->version,
                     sp ? sp + 1 : lv);
@@ -388,8 +461,9 @@ static int client_new(lua_State *L)
   allow_http = lua_toboolean(L, -1);
   lua_pop(L, 1);
 
-  c = client_push(L);
+  c = client_push(L, 0);
   c->timeout = 30;
+  c->write_max_idle = 2;
   c->connect_timeout = 10;
   c->stall_timeout = 30;
   c->max_retries = 2;
@@ -407,10 +481,19 @@ static int client_new(lua_State *L)
   apply_prefix(L, 1, fname, c);
   apply_timeouts(L, 1, fname, c);
   apply_headers(L, 1, fname, c);
-  build_user_agent(L, c, opt_str(L, 1, "user_agent"));
+  build_user_agent(L, fname, c, opt_str(L, 1, "user_agent"));
+  check_trust(L, fname, opt_str(L, 1, "ca_file"), opt_str(L, 1, "ca_path"));
   c->ca_file = dup_or_raise(L, opt_str(L, 1, "ca_file"));
   c->ca_path = dup_or_raise(L, opt_str(L, 1, "ca_path"));
-  c->proxy = dup_or_raise(L, opt_str(L, 1, "proxy"));
+  lua_getfield(L, 1, "proxy");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    check_proxy(L, fname, lua_tostring(L, -1));
+    c->proxy = dup_or_raise(L, lua_tostring(L, -1));
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    c->proxy_off = 1;
+  }
+  lua_pop(L, 1);
+  c->base_loopback = fx_url_is_loopback(c->base_url);
   lua_getfield(L, 1, "max_response_bytes");
   if (!lua_isnil(L, -1)) {
     lua_Integer n = fx_tointeger(L, -1);
@@ -441,19 +524,16 @@ static int client_new(lua_State *L)
   s = opt_str(L, 1, "token_url");
   if (s != NULL) check_url(L, fname, "token_url", s, allow_http);
   S->token_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/token");
+  S->token_url_loopback = fx_url_is_loopback(S->token_url);
   s = opt_str(L, 1, "authorize_url");
   if (s != NULL) check_url(L, fname, "authorize_url", s, 1);
   S->authorize_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/authorize");
+  fx_getuservalue(L, -1); /* the hooks table */
   lua_getfield(L, 1, "on_token");
-  if (lua_isfunction(L, -1))
-    S->on_token_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  else
-    lua_pop(L, 1);
+  lua_setfield(L, -2, "on_token");
   lua_getfield(L, 1, "on_retry");
-  if (lua_isfunction(L, -1))
-    S->on_retry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  else
-    lua_pop(L, 1);
+  lua_setfield(L, -2, "on_retry");
+  lua_pop(L, 1);
   return 1;
 }
 
@@ -463,12 +543,15 @@ static int client_with(lua_State *L)
   fx_client *p = fx_client_check(L, 1), *c;
   struct curl_slist *h;
   check_options(L, 2, "client:with", 1);
-  c = client_push(L);
+  c = client_push(L, 1);
   c->base_url = dup_or_raise(L, p->base_url);
   c->prefix = dup_or_raise(L, p->prefix);
   c->ca_file = dup_or_raise(L, p->ca_file);
   c->ca_path = dup_or_raise(L, p->ca_path);
   c->proxy = dup_or_raise(L, p->proxy);
+  c->proxy_off = p->proxy_off;
+  c->base_loopback = p->base_loopback;
+  c->write_max_idle = p->write_max_idle;
   c->user_agent = dup_or_raise(L, p->user_agent);
   c->tenant = p->tenant;
   c->has_tenant = p->has_tenant;
@@ -488,7 +571,8 @@ static int client_with(lua_State *L)
   apply_prefix(L, 2, "client:with", c);
   apply_timeouts(L, 2, "client:with", c);
   apply_headers(L, 2, "client:with", c);
-  if (opt_str(L, 2, "user_agent") != NULL) build_user_agent(L, c, opt_str(L, 2, "user_agent"));
+  if (opt_str(L, 2, "user_agent") != NULL)
+    build_user_agent(L, "client:with", c, opt_str(L, 2, "user_agent"));
   c->shared = p->shared;
   c->shared->refs++;
   return 1;
@@ -504,30 +588,42 @@ static int error_on_top(lua_State *L)
 }
 
 /* One call: refresh a token about to expire, prepare, run; on a 401 with a refreshable token,
- * refresh once (unless another call already did) and replay once; then finish. */
-static int client_call(lua_State *L, fx_client *c, fx_spec *s)
+ * refresh once (unless another call already did) and replay once; then finish. Hooks may run
+ * (and close the client) inside the transport and the refresh, so the client is looked at again
+ * after each of them. */
+static int client_call(lua_State *L, int cidx, fx_spec *s)
 {
+  fx_client *c = fx_client_at(L, cidx);
   fx_fail f;
   fx_request *r;
   int replayed = 0, earlier = 0;
-  if (!s->no_auth && fx_oauth_before(L, c) != 0) return error_on_top(L);
+  if (!s->no_auth && fx_oauth_before(L, cidx) != 0) return error_on_top(L);
   for (;;) {
+    if (c->shared == NULL) {
+      fx_fail_closed(&f);
+      return fx_error_return(L, &f, NULL);
+    }
     r = fx_request_new(L, c);
+    r->client_idx = cidx;
     if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
     if (fx_transport_run(L, r, &f) != 0) return fx_error_return(L, &f, r);
     r->attempts += earlier;
+    if (c->shared == NULL) {
+      fx_fail_closed(&f);
+      return fx_error_return(L, &f, r);
+    }
     if (r->status != 401 || replayed || s->no_auth || !fx_oauth_can_refresh(c->shared)) break;
     replayed = 1;
     earlier = r->attempts;
-    if (r->token_serial == c->shared->token_serial && fx_oauth_refresh(L, c) != 0)
+    if (r->token_serial == c->shared->token_serial && fx_oauth_refresh(L, cidx) != 0)
       return error_on_top(L);
   }
   return fx_finish(L, c, r);
 }
 
-int fx_client_call(lua_State *L, fx_client *c, fx_spec *s)
+int fx_client_call(lua_State *L, int cidx, fx_spec *s)
 {
-  return client_call(L, c, s);
+  return client_call(L, cidx, s);
 }
 
 /* Per-call options of get/post/...: query (delete only), headers, tenant, timeouts. */
@@ -548,19 +644,19 @@ static void read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query)
 
 static int call_with_body(lua_State *L, const char *method)
 {
-  fx_client *c = fx_client_check(L, 1);
+  (void)fx_client_check(L, 1);
   fx_spec s;
   fx_spec_init(&s);
   s.method = method;
   s.path = luaL_checklstring(L, 2, &s.path_len);
   if (!lua_isnoneornil(L, 3)) s.body = 3;
   read_call_opts(L, 4, &s, 1);
-  return client_call(L, c, &s);
+  return client_call(L, 1, &s);
 }
 
 static int client_get(lua_State *L)
 {
-  fx_client *c = fx_client_check(L, 1);
+  (void)fx_client_check(L, 1);
   fx_spec s;
   fx_spec_init(&s);
   s.method = "GET";
@@ -570,18 +666,18 @@ static int client_get(lua_State *L)
     s.query = 3;
   }
   read_call_opts(L, 4, &s, 0);
-  return client_call(L, c, &s);
+  return client_call(L, 1, &s);
 }
 
 static int client_delete(lua_State *L)
 {
-  fx_client *c = fx_client_check(L, 1);
+  (void)fx_client_check(L, 1);
   fx_spec s;
   fx_spec_init(&s);
   s.method = "DELETE";
   s.path = luaL_checklstring(L, 2, &s.path_len);
   read_call_opts(L, 3, &s, 1);
-  return client_call(L, c, &s);
+  return client_call(L, 1, &s);
 }
 
 static int client_post(lua_State *L) { return call_with_body(L, "POST"); }
@@ -590,14 +686,28 @@ static int client_patch(lua_State *L) { return call_with_body(L, "PATCH"); }
 
 static int client_request(lua_State *L)
 {
-  fx_client *c = fx_client_check(L, 1);
+  (void)fx_client_check(L, 1);
   fx_spec s;
   luaL_checktype(L, 2, LUA_TTABLE);
   fx_spec_init(&s);
   fx_spec_from_table(L, 2, &s);
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "client:request: 'path' is required");
-  return client_call(L, c, &s);
+  return client_call(L, 1, &s);
+}
+
+/* Pushes a proxy URL with its user:password replaced by <redacted> unless reveal. */
+static void push_proxy(lua_State *L, const char *proxy, int reveal)
+{
+  const char *scheme = strstr(proxy, "://"), *host = scheme ? scheme + 3 : proxy;
+  const char *at = strchr(host, '@');
+  if (reveal || at == NULL || (strchr(host, '/') != NULL && strchr(host, '/') < at)) {
+    lua_pushstring(L, proxy);
+    return;
+  }
+  lua_pushlstring(L, proxy, (size_t)(host - proxy));
+  lua_pushfstring(L, "<redacted>%s", at);
+  lua_concat(L, 2);
 }
 
 /* client:prepare(req) -> { method, url, headers = {"Name: value", ...}, body } without sending:
@@ -609,7 +719,7 @@ static int client_prepare(lua_State *L)
   fx_fail f;
   fx_request *r;
   struct curl_slist *h;
-  int i = 1;
+  int i = 1, dropped = 1;
   luaL_checktype(L, 2, LUA_TTABLE);
   fx_spec_init(&s);
   fx_spec_from_table(L, 2, &s);
@@ -617,20 +727,48 @@ static int client_prepare(lua_State *L)
   if (s.path == NULL) luaL_error(L, "client:prepare: 'path' is required");
   r = fx_request_new(L, c);
   if (fx_prepare(L, c, &s, r, &f) != 0) return fx_error_return(L, &f, r);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushstring(L, r->method);
   lua_setfield(L, -2, "method");
   lua_pushstring(L, r->url);
   lua_setfield(L, -2, "url");
-  lua_newtable(L);
+  lua_newtable(L); /* headers, as sent */
+  lua_newtable(L); /* dropped: names of headers left out that libcurl would add itself */
   for (h = r->headers; h != NULL; h = h->next) {
-    if (!s.reveal_token && strncmp(h->data, "Authorization:", 14) == 0)
+    size_t nlen = strcspn(h->data, ":;");
+    if (h->data[nlen] == ':' && h->data[nlen + 1] == '\0') { /* "Name:" */
+      lua_pushlstring(L, h->data, nlen);
+      lua_rawseti(L, -2, dropped++);
+      continue;
+    }
+    if (!s.reveal_token && strncmp(h->data, "Authorization:", 14) == 0) {
       lua_pushstring(L, "Authorization: Bearer <redacted>");
-    else
+    } else if (h->data[nlen] == ';') { /* "Name;" is an empty header */
+      lua_pushlstring(L, h->data, nlen);
+      lua_pushliteral(L, ":");
+      lua_concat(L, 2);
+    } else {
       lua_pushstring(L, h->data);
-    lua_rawseti(L, -2, i++);
+    }
+    lua_rawseti(L, -3, i++);
   }
+  lua_setfield(L, -3, "dropped");
   lua_setfield(L, -2, "headers");
+  if (r->proxy != NULL) {
+    push_proxy(L, r->proxy, s.reveal_token);
+    lua_setfield(L, -2, "proxy");
+  } else if (r->direct) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "no_proxy");
+  }
+  if (r->ca_file != NULL) {
+    lua_pushstring(L, r->ca_file);
+    lua_setfield(L, -2, "ca_file");
+  }
+  if (r->ca_path != NULL) {
+    lua_pushstring(L, r->ca_path);
+    lua_setfield(L, -2, "ca_path");
+  }
   if (r->has_body) {
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");

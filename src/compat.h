@@ -36,6 +36,12 @@ int fx_isinteger(lua_State *L, int idx);
 #define fx_rawgeti(L, i, n) (lua_rawgeti(L, (i), (n)), lua_type(L, -1))
 #define FX_INT_EXACT_BITS 53
 
+/* A userdata's one user value is its environment table on 5.1 (the collector traverses it, so
+ * cycles through it are collected, which LuaJIT's weak tables without ephemerons cannot do). */
+#define fx_newuserdata(L, size, nuv) lua_newuserdata(L, (size))
+#define fx_setuservalue(L, idx) lua_setfenv(L, (idx))
+#define fx_getuservalue(L, idx) (lua_getfenv(L, (idx)), lua_type(L, -1))
+
 #else
 
 #define fx_absindex(L, i) lua_absindex(L, (i))
@@ -45,6 +51,10 @@ int fx_isinteger(lua_State *L, int idx);
 #define fx_rawget(L, i) lua_rawget(L, (i))
 #define fx_rawgeti(L, i, n) lua_rawgeti(L, (i), (n))
 #define FX_INT_EXACT_BITS 63
+
+#define fx_newuserdata(L, size, nuv) lua_newuserdatauv(L, (size), (nuv))
+#define fx_setuservalue(L, idx) lua_setiuservalue(L, (idx), 1)
+#define fx_getuservalue(L, idx) lua_getiuservalue(L, (idx), 1)
 
 #endif
 

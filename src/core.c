@@ -6,6 +6,10 @@ FX_EXPORT int luaopen_flextell_core(lua_State *L);
 
 int luaopen_flextell_core(lua_State *L)
 {
+  /* built against a new enough libcurl, but loaded with an older one */
+  if (curl_version_info(CURLVERSION_NOW)->version_num < FX_CURL_MIN)
+    return luaL_error(L, "flextell.core needs libcurl %s or newer, this process has %s", FX_CURL_MIN_TEXT,
+                      curl_version_info(CURLVERSION_NOW)->version);
   lua_newtable(L);
   flextell_buffer_open(L);
   flextell_json_open(L);

@@ -1,7 +1,9 @@
 /* flextell.Error: the structured value every remote or data fault is returned as. It is a plain
  * table (easy to inspect, log and compare) with a metatable for tostring and type checks. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "fx.h"
 
@@ -13,6 +15,12 @@ void fx_fail_set(fx_fail *f, const char *kind, const char *code, const char *fmt
   va_start(ap, fmt);
   vsnprintf(f->message, sizeof f->message, fmt, ap);
   va_end(ap);
+  f->maybe_sent = -1;
+}
+
+void fx_fail_closed(fx_fail *f)
+{
+  fx_fail_set(f, "usage", "closed", "the client was closed while the call was running");
 }
 
 static void set_str(lua_State *L, const char *k, const char *v)
@@ -28,6 +36,10 @@ int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r)
   set_str(L, "kind", f->kind);
   if (f->code[0] != '\0') set_str(L, "code", f->code);
   set_str(L, "message", f->message);
+  if (f->maybe_sent >= 0) {
+    lua_pushboolean(L, f->maybe_sent);
+    lua_setfield(L, -2, "maybe_sent");
+  }
   if (r != NULL) {
     size_t n;
     const char *rid;
@@ -40,7 +52,11 @@ int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r)
       lua_setfield(L, -2, "status");
     }
     if (r->retry_after >= 0) {
-      lua_pushnumber(L, r->retry_after);
+      double ra = ceil(r->retry_after); /* whole seconds, an integer on 5.4 */
+      if (ra < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)ra);
+      else
+        lua_pushnumber(L, ra);
       lua_setfield(L, -2, "retry_after");
     }
     rid = fx_header_find(&r->resp_headers, "x-request-id", &n);
@@ -69,6 +85,54 @@ static const char *field(lua_State *L, int idx, const char *k)
   return s;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* " (email: The email must be a valid email address. +1 more)": the first field error of
+ * err.fields in name order, so the line is the same every time. Pushes it and returns 1, or 0. */
+static int push_first_field(lua_State *L, int err)
+{
+  const char *names[64];
+  int n = 0, total = 0, t;
+  lua_getfield(L, err, "fields");
+  t = lua_gettop(L);
+  if (!lua_istable(L, t)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      total++;
+      if (n < (int)(sizeof names / sizeof names[0])) names[n++] = lua_tostring(L, -1);
+    }
+  }
+  if (n == 0) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  qsort(names, (size_t)n, sizeof names[0], key_cmp);
+  lua_getfield(L, t, names[0]);
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    if (total > 1)
+      lua_pushfstring(L, " (%s: %s +%d more)", names[0], lua_tostring(L, -1), total - 1);
+    else
+      lua_pushfstring(L, " (%s: %s)", names[0], lua_tostring(L, -1));
+  } else {
+    lua_pushfstring(L, " (%s)", names[0]);
+  }
+  lua_replace(L, t);
+  lua_settop(L, t);
+  return 1;
+}
+
 /* "flextell: http 404 not_found: Customer 9 not found (GET https://.../v1/customers/9)" */
 static int error_tostring(lua_State *L)
 {
@@ -95,6 +159,7 @@ static int error_tostring(lua_State *L)
   }
   lua_pushfstring(L, ": %s", msg ? msg : "unknown error");
   parts++;
+  parts += push_first_field(L, 1);
   if (method != NULL && url != NULL) {
     lua_pushfstring(L, " (%s %s)", method, url);
     parts++;

@@ -7,6 +7,13 @@
 #include "compat.h"
 #include "buffer.h"
 
+/* CURLOPT_PROTOCOLS_STR (7.85), CURLOPT_PREREQFUNCTION (7.80), CURLOPT_MAXAGE_CONN (7.65) */
+#define FX_CURL_MIN 0x075500
+#define FX_CURL_MIN_TEXT "7.85.0"
+#if LIBCURL_VERSION_NUM < FX_CURL_MIN
+#error "lua-flextell needs libcurl 7.85.0 or newer (Debian: libcurl4-openssl-dev)"
+#endif
+
 #define FX_VERSION "0.1.0"
 #define FX_CLIENT_MT "flextell.Client"
 #define FX_REQUEST_MT "flextell.Request"
@@ -21,6 +28,7 @@ typedef struct fx_fail {
   const char *kind;  /* "usage", "network", ... (static strings) */
   char code[64];     /* "" when there is none */
   char message[512];
+  int maybe_sent;    /* transport failures: 0 certainly not sent, 1 may have been; -1 n/a */
 } fx_fail;
 
 /* State shared by a client and the clients derived from it with :with{}. */
@@ -37,14 +45,13 @@ typedef struct fx_shared {
   char *scope;
   double expires_at; /* epoch seconds, 0 = unknown */
   unsigned long token_serial; /* bumped on every change, so a 401 refreshes only once */
-  int on_token_ref;  /* LUA_NOREF when unset */
-  int on_retry_ref;  /* LUA_NOREF when unset */
   /* OAuth client */
   char *client_id;
   char *client_secret;
   char *redirect_uri;
   char *token_url;
   char *authorize_url;
+  int token_url_loopback;  /* never sent through a proxy from the environment */
   double refresh_margin;
   /* last X-RateLimit-* seen */
   long long rl_limit, rl_remaining, rl_reset;
@@ -57,6 +64,9 @@ typedef struct fx_client {
   char *prefix;      /* put before relative paths, no slashes around; may be NULL */
   char *user_agent;
   char *ca_file, *ca_path, *proxy;
+  int proxy_off;     /* proxy = false: no proxy, not even from the environment */
+  int base_loopback; /* the base URL's host is loopback: never through an environment proxy */
+  int write_max_idle; /* seconds a kept-alive connection may idle and still carry a POST/PATCH */
   struct curl_slist *headers; /* "Name: value" defaults, validated */
   long long tenant;
   int has_tenant;
@@ -83,17 +93,27 @@ typedef struct fx_request {
   int state;
   int idempotent;
   int max_retries;
-  int attempts;
+  int client_idx;     /* stack index of the client during the call: hooks, closed check */
+  int tries;          /* transfers started: what max_retries and the backoff count */
+  int attempts;       /* transfers started plus libcurl's re-sends (res.attempts) */
+  int sends;          /* times the current transfer went on the wire (CURLOPT_PREREQFUNCTION) */
+  int resent;         /* libcurl re-sent an idempotent request: on_retry is told after */
+  int resend_refused; /* libcurl wanted to re-send a write: refused, it may have been processed */
+  int oom;            /* a callback ran out of memory: the call raises once the transfer ends */
   double timeout, connect_timeout, stall_timeout;
   int pace;
   double started, deadline, wake_at; /* monotonic seconds */
   long long max_response_bytes;
   int allow_http;
+  int direct;         /* no proxy, not even from the environment */
+  int write_max_idle;
   char *ca_file, *ca_path, *proxy; /* copies: the client may close while this runs */
   /* last attempt */
   CURLcode result;
   long status;
+  long connect_code;  /* a proxy's answer to CONNECT, 0 when there was none */
   int too_large, headers_too_large, stalled;
+  int headers_done;   /* the blank line ending the header block arrived */
   double last_activity; /* monotonic seconds of the last byte in */
   fx_buf resp_body;
   fx_buf resp_headers; /* raw header lines of the final response */
@@ -109,8 +129,14 @@ typedef struct fx_request {
 
 /* client.c */
 fx_client *fx_client_check(lua_State *L, int idx);
+fx_client *fx_client_at(lua_State *L, int idx); /* the client at idx, closed or not */
 struct fx_spec;
-int fx_client_call(lua_State *L, fx_client *c, struct fx_spec *s); /* data, meta, res | nil, err */
+/* One call of the client at stack index cidx: data, meta, res | nil, err. */
+int fx_client_call(lua_State *L, int cidx, struct fx_spec *s);
+/* Pushes the client's hook (on_token, on_retry) and returns 1, or pushes nothing and returns 0. */
+int fx_client_push_hook(lua_State *L, int cidx, const char *name);
+int fx_host_is_loopback(const char *host);
+int fx_url_is_loopback(const char *url);
 int fx_token_chars_ok(const char *s);
 void flextell_client_open(lua_State *L);
 char *fx_strdup(const char *s);
@@ -119,6 +145,7 @@ double fx_wallclock(void); /* epoch seconds */
 
 /* error.c */
 void fx_fail_set(fx_fail *f, const char *kind, const char *code, const char *fmt, ...);
+void fx_fail_closed(fx_fail *f); /* the client was closed while the call ran (a hook did it) */
 int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r);
 int fx_error_return(lua_State *L, const fx_fail *f, fx_request *r); /* pushes nil, err */
 void flextell_error_open(lua_State *L);
@@ -143,9 +170,12 @@ void fx_spec_from_table(lua_State *L, int idx, fx_spec *s);
 fx_request *fx_request_new(lua_State *L, fx_client *c);
 int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_fail *f);
 int fx_url_escape(fx_buf *b, const char *s, size_t n, int keep_slash);
-int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f);
+int fx_append_query(lua_State *L, int idx, fx_buf *b, const char *what, fx_fail *f);
 int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max);
+const char *fx_header_check(const char *name, size_t nlen, const char *value, size_t vlen);
 int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vlen);
+void fx_header_push_line(lua_State *L, const char *name, size_t nlen, const char *value);
+int fx_headers_from_table(lua_State *L, int idx, struct curl_slist **list, char *msg, size_t msglen);
 void flextell_request_open(lua_State *L);
 
 /* transport.c */
@@ -157,10 +187,10 @@ const char *fx_header_find(const fx_buf *h, const char *name, size_t *len);
 /* Reads Retry-After and X-RateLimit-* of the response in r (done after every attempt). */
 void fx_note_response(fx_request *r);
 
-/* oauth.c */
-int fx_oauth_before(lua_State *L, fx_client *c);      /* 0, or -1 with an error pushed */
+/* oauth.c: cidx is the client's stack index (hooks run, and may close it) */
+int fx_oauth_before(lua_State *L, int cidx);          /* 0, or -1 with an error pushed */
 int fx_oauth_can_refresh(const fx_shared *S);
-int fx_oauth_refresh(lua_State *L, fx_client *c);     /* 0, or -1 with an error pushed */
+int fx_oauth_refresh(lua_State *L, int cidx);         /* 0, or -1 with an error pushed */
 void flextell_oauth_open(lua_State *L);                /* adds methods to the table at top */
 
 /* file.c */

@@ -1193,7 +1193,7 @@ static int json_mark_array_lua(lua_State *L)
 
 static void push_state_closure(lua_State *L, lua_CFunction f)
 {
-  json_state *st = (json_state *)lua_newuserdata(L, sizeof *st);
+  json_state *st = (json_state *)fx_newuserdata(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
   luaL_setmetatable(L, STATE_MT);
   lua_pushcclosure(L, f, 1);

@@ -58,18 +58,29 @@ static int push_error(lua_State *L, const char *kind, const char *code, const ch
 }
 
 /* Tells the app about new tokens. An error in the callback is returned (the tokens in memory are
- * already the new ones, so a retry works), never swallowed. */
-static int notify(lua_State *L, fx_shared *S)
+ * already the new ones, so a retry works), never swallowed; so is a client the callback closed. */
+static int notify(lua_State *L, int cidx)
 {
-  if (S->on_token_ref == LUA_NOREF) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->on_token_ref);
-  push_tokens(L, S);
+  fx_client *c = fx_client_at(L, cidx);
+  fx_fail f;
+  if (c->shared == NULL) {
+    fx_fail_closed(&f);
+    fx_error_push(L, &f, NULL);
+    return -1;
+  }
+  if (!fx_client_push_hook(L, cidx, "on_token")) return 0;
+  push_tokens(L, c->shared);
   if (lua_pcall(L, 1, 0, 0) != 0) {
     const char *m = lua_tostring(L, -1);
     lua_pushfstring(L, "on_token raised an error: %s", m ? m : luaL_typename(L, -1));
     push_error(L, "usage", "on_token_error", lua_tostring(L, -1));
     lua_remove(L, -2);
     lua_remove(L, -2);
+    return -1;
+  }
+  if (c->shared == NULL) { /* the hook closed the client */
+    fx_fail_closed(&f);
+    fx_error_push(L, &f, NULL);
     return -1;
   }
   return 0;
@@ -123,7 +134,7 @@ static int apply_tokens(lua_State *L, fx_shared *S, int idx)
     wipe(&nr);
     free(nt);
     free(ns);
-    return push_error(L, "usage", "out_of_memory", "not enough memory");
+    luaL_error(L, "not enough memory");
   }
   wipe(&S->access_token);
   S->access_token = na;
@@ -144,8 +155,9 @@ static int apply_tokens(lua_State *L, fx_shared *S, int idx)
 
 /* POSTs the form table at form_idx to the token endpoint. 0 with the token response table
  * pushed, or -1 with an error pushed (kind auth for any OAuth error answer). */
-static int token_post(lua_State *L, fx_client *c, int form_idx, int max_retries)
+static int token_post(lua_State *L, int cidx, int form_idx, int max_retries)
 {
+  fx_client *c = fx_client_at(L, cidx);
   fx_spec s;
   int top = lua_gettop(L), n;
   fx_spec_init(&s);
@@ -155,7 +167,7 @@ static int token_post(lua_State *L, fx_client *c, int form_idx, int max_retries)
   s.no_auth = 1;
   s.no_tenant = 1;
   s.max_retries = max_retries;
-  n = fx_client_call(L, c, &s);
+  n = fx_client_call(L, cidx, &s);
   if (lua_isnil(L, -n)) { /* nil, err */
     int err = lua_gettop(L);
     lua_getfield(L, err, "status");
@@ -190,8 +202,9 @@ int fx_oauth_can_refresh(const fx_shared *S)
   return S->refresh_token != NULL && S->client_id != NULL;
 }
 
-int fx_oauth_refresh(lua_State *L, fx_client *c)
+int fx_oauth_refresh(lua_State *L, int cidx)
 {
+  fx_client *c = fx_client_at(L, cidx);
   fx_shared *S = c->shared;
   int form;
   if (!fx_oauth_can_refresh(S))
@@ -203,10 +216,10 @@ int fx_oauth_refresh(lua_State *L, fx_client *c)
   form_set(L, "refresh_token", S->refresh_token);
   form_set(L, "client_id", S->client_id);
   form_set(L, "client_secret", S->client_secret);
-  if (token_post(L, c, form, -1) != 0) {
+  if (token_post(L, cidx, form, -1) != 0) {
     int err = lua_gettop(L);
     lua_getfield(L, err, "code");
-    if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "invalid_grant") == 0) {
+    if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "invalid_grant") == 0 && c->shared != NULL) {
       /* expired, revoked or reused: only a new authorization helps */
       lua_pushliteral(L, "auth");
       lua_setfield(L, err, "kind");
@@ -217,30 +230,45 @@ int fx_oauth_refresh(lua_State *L, fx_client *c)
                       lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid_grant");
       lua_setfield(L, err, "message");
       lua_pop(L, 1);
-      clear_tokens(S);
-      if (notify(L, S) != 0) lua_pop(L, 1); /* the refusal is the news worth returning */
+      clear_tokens(c->shared);
+      if (notify(L, cidx) != 0) lua_pop(L, 1); /* the refusal is the news worth returning */
     }
     lua_pop(L, 1);
     lua_remove(L, form);
     return -1;
   }
   lua_remove(L, form);
-  if (apply_tokens(L, S, lua_gettop(L)) != 0) {
+  if (c->shared == NULL) { /* a hook closed the client while the refresh ran */
+    fx_fail f;
+    lua_pop(L, 1);
+    fx_fail_closed(&f);
+    fx_error_push(L, &f, NULL);
+    return -1;
+  }
+  if (apply_tokens(L, c->shared, lua_gettop(L)) != 0) {
     lua_remove(L, -2);
     return -1;
   }
   lua_pop(L, 1);
-  return notify(L, S);
+  return notify(L, cidx);
 }
 
-int fx_oauth_before(lua_State *L, fx_client *c)
+/* Before a call: refresh a token that is missing or about to expire. An OAuth client with no
+ * token and nothing to refresh it with fails here, before anything is sent. */
+int fx_oauth_before(lua_State *L, int cidx)
 {
-  fx_shared *S = c->shared;
-  if (!fx_oauth_can_refresh(S)) return 0;
+  fx_shared *S = fx_client_at(L, cidx)->shared;
+  if (!fx_oauth_can_refresh(S)) {
+    if (S->access_token == NULL && S->client_id != NULL)
+      return push_error(L, "auth", "reauth_required",
+                        "the client has no access token: authorize first (client:authorize_url, "
+                        "client:exchange_code)");
+    return 0;
+  }
   if (S->access_token != NULL &&
       (S->expires_at <= 0 || fx_wallclock() + S->refresh_margin < S->expires_at))
     return 0;
-  return fx_oauth_refresh(L, c);
+  return fx_oauth_refresh(L, cidx);
 }
 
 /* ---- methods ---------------------------------------------------------------------------------- */
@@ -254,12 +282,12 @@ static int oauth_tokens(lua_State *L)
 static int oauth_refresh(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
-  if (fx_oauth_refresh(L, c) != 0) {
+  if (fx_oauth_refresh(L, 1) != 0) {
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
   }
-  push_tokens(L, c->shared);
+  push_tokens(L, c->shared); /* notify() checked that the client is still open */
   return 1;
 }
 
@@ -433,6 +461,17 @@ static int oauth_exchange_code(lua_State *L)
     lua_pushvalue(L, 2);
     lua_setfield(L, params, "code");
   }
+  /* the state first (RFC 6749 10.12): a forged redirect is refused whatever else it says */
+  if (expected != NULL && q != NULL) {
+    lua_getfield(L, params, "state");
+    if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), expected) != 0) {
+      fx_fail f;
+      fx_fail_set(&f, "auth", "state_mismatch",
+                  "the redirect's state does not match the one sent (a forged or stale redirect)");
+      return fx_error_return(L, &f, NULL);
+    }
+    lua_pop(L, 1);
+  }
   lua_getfield(L, params, "error");
   if (lua_isstring(L, -1)) {
     const char *e = lua_tostring(L, -1);
@@ -449,16 +488,6 @@ static int oauth_exchange_code(lua_State *L)
     return 2;
   }
   lua_pop(L, 1);
-  if (expected != NULL && q != NULL) {
-    lua_getfield(L, params, "state");
-    if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), expected) != 0) {
-      fx_fail f;
-      fx_fail_set(&f, "auth", "state_mismatch",
-                  "the redirect's state does not match the one sent (a forged or stale redirect)");
-      return fx_error_return(L, &f, NULL);
-    }
-    lua_pop(L, 1);
-  }
   lua_getfield(L, params, "code");
   code = lua_tostring(L, -1);
   if (code == NULL || *code == '\0' || !fx_token_chars_ok(code)) {
@@ -478,17 +507,22 @@ static int oauth_exchange_code(lua_State *L)
   form_set(L, "client_secret", S->client_secret);
   form_set(L, "code_verifier", verifier);
   /* never retried: a code is single use, a second try can only fail or look like a replay */
-  if (token_post(L, c, form, 0) != 0 || apply_tokens(L, S, lua_gettop(L)) != 0) {
+  if (token_post(L, 1, form, 0) != 0) {
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
   }
-  if (notify(L, S) != 0) {
+  if (c->shared == NULL) { /* on_retry closed the client */
+    fx_fail f;
+    fx_fail_closed(&f);
+    return fx_error_return(L, &f, NULL);
+  }
+  if (apply_tokens(L, c->shared, lua_gettop(L)) != 0 || notify(L, 1) != 0) {
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
   }
-  push_tokens(L, S);
+  push_tokens(L, c->shared);
   return 1;
 }
 

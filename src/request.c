@@ -120,7 +120,7 @@ static int request_gc(lua_State *L)
 
 fx_request *fx_request_new(lua_State *L, fx_client *c)
 {
-  fx_request *r = (fx_request *)lua_newuserdata(L, sizeof *r);
+  fx_request *r = (fx_request *)fx_newuserdata(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   r->retry_after = -1;
   luaL_setmetatable(L, FX_REQUEST_MT);
@@ -132,6 +132,7 @@ fx_request *fx_request_new(lua_State *L, fx_client *c)
   if ((c->ca_file && !r->ca_file) || (c->ca_path && !r->ca_path) || (c->proxy && !r->proxy))
     luaL_error(L, "not enough memory");
   r->allow_http = c->allow_http;
+  r->write_max_idle = c->write_max_idle;
   r->max_response_bytes = c->max_response_bytes;
   return r;
 }
@@ -186,6 +187,7 @@ static int number_text(lua_State *L, int idx, char *out, size_t outlen)
 static int add_pair(lua_State *L, fx_buf *b, const char *k, size_t kl, int v, int *first,
                     const char *what, fx_fail *f)
 {
+  const char *code = strcmp(what, "query") == 0 ? "invalid_query" : "invalid_body";
   char num[64];
   const char *s = NULL;
   size_t n = 0;
@@ -193,7 +195,7 @@ static int add_pair(lua_State *L, fx_buf *b, const char *k, size_t kl, int v, in
   case LUA_TSTRING: s = lua_tolstring(L, v, &n); break;
   case LUA_TNUMBER:
     if (number_text(L, v, num, sizeof num) != 0) {
-      fx_fail_set(f, "usage", "invalid_query", "%s value for '%s' is not a finite number", what, k);
+      fx_fail_set(f, "usage", code, "%s value for '%s' is not a finite number", what, k);
       return -1;
     }
     s = num;
@@ -204,17 +206,44 @@ static int add_pair(lua_State *L, fx_buf *b, const char *k, size_t kl, int v, in
     n = strlen(s);
     break;
   default:
-    fx_fail_set(f, "usage", "invalid_query", "%s value for '%s' must be a string, number or boolean, got %s",
+    fx_fail_set(f, "usage", code, "%s value for '%s' must be a string, number or boolean, got %s",
                 what, k, luaL_typename(L, v));
     return -1;
   }
   if ((!*first && fx_buf_addc(b, '&') != 0) || fx_url_escape(b, k, kl, 0) != 0 ||
-      fx_buf_addc(b, '=') != 0 || fx_url_escape(b, s, n, 0) != 0) {
-    fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-    return -1;
-  }
+      fx_buf_addc(b, '=') != 0 || fx_url_escape(b, s, n, 0) != 0)
+    luaL_error(L, "not enough memory");
   *first = 0;
   return 0;
+}
+
+/* A list value repeats its key; anything else that is a table would have to be flattened in a
+ * way the API has not defined, and an empty one would silently drop the key (and with it the
+ * filter it meant): both are refused. Returns the list's length, or -1 with f set. */
+static int list_length(lua_State *L, int v, const char *k, const char *what, fx_fail *f)
+{
+  const char *code = strcmp(what, "query") == 0 ? "invalid_query" : "invalid_body";
+  int n = (int)lua_rawlen(L, v), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, v) != 0) {
+    int t = lua_type(L, -1);
+    count++;
+    if (t == LUA_TTABLE || count > n) {
+      lua_pop(L, 2);
+      fx_fail_set(f, "usage", code,
+                  "%s value for '%s' is a nested table; give a list of strings, numbers or booleans "
+                  "(or flatten it yourself, e.g. '%s[field]')",
+                  what, k, k);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 0) {
+    fx_fail_set(f, "usage", code, "%s value for '%s' is an empty table; leave the key out to send nothing",
+                what, k);
+    return -1;
+  }
+  return n;
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -244,16 +273,16 @@ int fx_sorted_keys(lua_State *L, int idx, const char **keys, int max)
 }
 
 /* Encodes a table as k=v&k=v with keys sorted. A list value repeats its key; nil and
- * flextell.null leave the key out. */
-int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
+ * flextell.null leave the key out; what ("query" or "form") names the table in errors. */
+int fx_append_query(lua_State *L, int idx, fx_buf *b, const char *what, fx_fail *f)
 {
   const char *keys[FX_MAX_KEYS];
   int nkeys, i, first = b->len == 0 || b->data[b->len - 1] == '?' || b->data[b->len - 1] == '&';
   idx = fx_absindex(L, idx);
   nkeys = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
   if (nkeys < 0) {
-    fx_fail_set(f, "usage", "invalid_query", "query keys must be strings without NUL bytes (at most %d)",
-                FX_MAX_KEYS);
+    fx_fail_set(f, "usage", strcmp(what, "query") == 0 ? "invalid_query" : "invalid_body",
+                "%s keys must be strings without NUL bytes (at most %d)", what, FX_MAX_KEYS);
     return -1;
   }
 
@@ -264,14 +293,15 @@ int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
     if (lua_type(L, v) == LUA_TLIGHTUSERDATA && lua_touserdata(L, v) == NULL) {
       rc = 0;
     } else if (lua_type(L, v) == LUA_TTABLE) {
-      int j, n = (int)lua_rawlen(L, v);
+      int j, n = list_length(L, v, keys[i], what, f);
+      rc = n < 0 ? -1 : 0;
       for (j = 1; j <= n && rc == 0; j++) {
         lua_rawgeti(L, v, j);
-        rc = add_pair(L, b, keys[i], strlen(keys[i]), lua_gettop(L), &first, "query", f);
+        rc = add_pair(L, b, keys[i], strlen(keys[i]), lua_gettop(L), &first, what, f);
         lua_pop(L, 1);
       }
     } else {
-      rc = add_pair(L, b, keys[i], strlen(keys[i]), v, &first, "query", f);
+      rc = add_pair(L, b, keys[i], strlen(keys[i]), v, &first, what, f);
     }
     lua_pop(L, 1);
     if (rc != 0) return -1;
@@ -279,35 +309,67 @@ int fx_append_query(lua_State *L, int idx, fx_buf *b, fx_fail *f)
   return 0;
 }
 
-/* RFC 9110 token characters for names; values without CR, LF, NUL or other controls. */
-int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vlen)
-{
-  size_t i;
-  if (nlen == 0) return 0;
-  for (i = 0; i < nlen; i++) {
-    unsigned char ch = (unsigned char)name[i];
-    if (!isalnum(ch) && strchr("!#$%&'*+-.^_`|~", ch) == NULL) return 0;
-    if (ch == 0) return 0;
-  }
-  for (i = 0; i < vlen; i++) {
-    unsigned char ch = (unsigned char)value[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
-  }
-  return 1;
-}
-
 /* ---- headers -------------------------------------------------------------------------------- */
 
-static int same_name(const char *line, const char *name, size_t nlen)
+/* Headers that frame the message: libcurl writes them from the request itself, and a caller's
+ * value would break the framing or smuggle a second request. */
+static const char *const managed_headers[] = {"Host", "Content-Length", "Transfer-Encoding",
+                                              "Connection", "Keep-Alive", "Proxy-Connection",
+                                              "TE", "Trailer", "Upgrade", "Expect", NULL};
+
+/* The one check every header passes, whoever gives it (client options, per-call headers, the
+ * user agent, tokens from a token response): an RFC 9110 token for the name, a value without
+ * CR, LF, NUL or other controls (tab allowed), and not a header that frames the message.
+ * Returns NULL when the header may be sent, or why not. */
+const char *fx_header_check(const char *name, size_t nlen, const char *value, size_t vlen)
 {
-  return strncasecmp(line, name, nlen) == 0 && line[nlen] == ':';
+  size_t i;
+  if (nlen == 0) return "has an empty name";
+  for (i = 0; i < nlen; i++) {
+    unsigned char ch = (unsigned char)name[i];
+    if (ch == 0 || (!isalnum(ch) && strchr("!#$%&'*+-.^_`|~", ch) == NULL))
+      return "has a name that is not an RFC 9110 token";
+  }
+  for (i = 0; managed_headers[i] != NULL; i++)
+    if (strlen(managed_headers[i]) == nlen && strncasecmp(name, managed_headers[i], nlen) == 0)
+      return "is set by the library from the request itself";
+  for (i = 0; i < vlen; i++) {
+    unsigned char ch = (unsigned char)value[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return "has a control character (CR, LF, NUL...) in its value";
+  }
+  return NULL;
+}
+
+int fx_header_valid(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+  return fx_header_check(name, nlen, value, vlen) == NULL;
+}
+
+/* Pushes the line libcurl takes for a header: "Name: value"; "Name;" for an empty value (libcurl
+ * drops "Name:" and sends "Name;" as an empty header); "Name:" when value is NULL, which also
+ * stops libcurl from adding its own (its Accept, a form Content-Type...). */
+void fx_header_push_line(lua_State *L, const char *name, size_t nlen, const char *value)
+{
+  lua_pushlstring(L, name, nlen);
+  if (value == NULL)
+    lua_pushliteral(L, ":");
+  else if (*value == '\0')
+    lua_pushliteral(L, ";");
+  else
+    lua_pushfstring(L, ": %s", value);
+  lua_concat(L, 2);
+}
+
+static size_t line_name_len(const char *line)
+{
+  return strcspn(line, ":;");
 }
 
 static void header_remove(struct curl_slist **list, const char *name, size_t nlen)
 {
   struct curl_slist **pp = list;
   while (*pp != NULL) {
-    if (same_name((*pp)->data, name, nlen)) {
+    if (line_name_len((*pp)->data) == nlen && strncasecmp((*pp)->data, name, nlen) == 0) {
       struct curl_slist *dead = *pp;
       *pp = dead->next;
       dead->next = NULL;
@@ -318,65 +380,73 @@ static void header_remove(struct curl_slist **list, const char *name, size_t nle
   }
 }
 
-/* Sets "Name: value", replacing any earlier header of that name. */
-static int header_set(struct curl_slist **list, const char *line)
+/* Sets a line made by fx_header_push_line, replacing any earlier one of that name. Raises when
+ * memory runs out (the list keeps its other lines). */
+static void header_set(lua_State *L, struct curl_slist **list, const char *line)
 {
-  const char *colon = strchr(line, ':');
   struct curl_slist *next;
-  header_remove(list, line, (size_t)(colon - line));
+  header_remove(list, line, line_name_len(line));
   next = curl_slist_append(*list, line);
-  if (next == NULL) return -1;
+  if (next == NULL) luaL_error(L, "not enough memory");
   *list = next;
-  return 0;
 }
 
-static int header_setf(lua_State *L, fx_request *r, const char *fmt, const char *a, fx_fail *f)
+/* Sets "Name: value" for a header the library itself adds (always valid: checked values). */
+static void header_put(lua_State *L, fx_request *r, const char *name, const char *value)
 {
-  int rc;
-  lua_pushfstring(L, fmt, a);
-  rc = header_set(&r->headers, lua_tostring(L, -1));
+  fx_header_push_line(L, name, strlen(name), value);
+  header_set(L, &r->headers, lua_tostring(L, -1));
   lua_pop(L, 1);
-  if (rc != 0) fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-  return rc;
 }
 
-static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
+/* A headers table, { Name = "value" | false }, as lines (set or drop) appended to *list; the
+ * same rules for the client's option and for one call. Returns 0, or -1 with why in msg. */
+int fx_headers_from_table(lua_State *L, int idx, struct curl_slist **list, char *msg, size_t msglen)
 {
   const char *keys[FX_MAX_KEYS];
   int i, n = fx_sorted_keys(L, idx, keys, FX_MAX_KEYS);
   if (n < 0) {
-    fx_fail_set(f, "usage", "invalid_header", "header names must be strings without NUL bytes (at most %d)",
-                FX_MAX_KEYS);
+    snprintf(msg, msglen, "header names must be strings without NUL bytes (at most %d)", FX_MAX_KEYS);
     return -1;
   }
   for (i = 0; i < n; i++) {
     size_t nl = strlen(keys[i]), vl = 0;
-    const char *name = keys[i], *value;
-    int remove;
-    lua_getfield(L, idx, name);
-    remove = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-    value = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vl) : "";
-    if ((!remove && lua_type(L, -1) != LUA_TSTRING) || !fx_header_valid(name, nl, value, vl)) {
-      int named = fx_header_valid(name, nl, "", 0);
+    const char *value = NULL, *why, *named;
+    int t;
+    lua_getfield(L, idx, keys[i]);
+    t = lua_type(L, -1);
+    if (t == LUA_TSTRING) {
+      value = lua_tolstring(L, -1, &vl);
+      why = strlen(value) != vl ? "has a control character (CR, LF, NUL...) in its value"
+                                : fx_header_check(keys[i], nl, value, vl);
+    } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      why = fx_header_check(keys[i], nl, "", 0);
+    } else {
+      why = "must be a string, or false to leave the header out";
+    }
+    if (why != NULL) {
+      /* a name that is not a token is not echoed: it may be anything */
+      named = fx_header_check(keys[i], nl, "", 0);
+      if (named == NULL || strcmp(named, "is set by the library from the request itself") == 0)
+        snprintf(msg, msglen, "header '%s' %s", keys[i], why);
+      else
+        snprintf(msg, msglen, "a header %s", why);
       lua_pop(L, 1);
-      fx_fail_set(f, "usage", "invalid_header", "header %s%s%s has an invalid name or value",
-                  named ? "'" : "", named ? name : "(unnamed)", named ? "'" : "");
       return -1;
     }
-    if (remove) {
-      header_remove(&r->headers, name, nl);
-    } else {
-      lua_pushfstring(L, "%s: %s", name, value);
-      if (header_set(&r->headers, lua_tostring(L, -1)) != 0) {
-        lua_pop(L, 2);
-        fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-        return -1;
-      }
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    fx_header_push_line(L, keys[i], nl, value);
+    header_set(L, list, lua_tostring(L, -1));
+    lua_pop(L, 2);
   }
   return 0;
+}
+
+static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
+{
+  char msg[200];
+  if (fx_headers_from_table(L, idx, &r->headers, msg, sizeof msg) == 0) return 0;
+  fx_fail_set(f, "usage", "invalid_header", "%s", msg);
+  return -1;
 }
 
 /* ---- bodies --------------------------------------------------------------------------------- */
@@ -385,16 +455,13 @@ static int form_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 {
   fx_buf_clear(&r->body);
   r->has_body = 1;
-  return fx_append_query(L, idx, &r->body, f);
+  return fx_append_query(L, idx, &r->body, "form", f);
 }
 
 static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 {
   curl_mime *mime = curl_mime_init(r->easy);
-  if (mime == NULL) {
-    fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-    return -1;
-  }
+  if (mime == NULL) luaL_error(L, "not enough memory");
   r->mime = mime;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -407,11 +474,11 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
       return -1;
     }
     part = curl_mime_addpart(mime);
-    curl_mime_name(part, name);
+    if (part == NULL || curl_mime_name(part, name) != CURLE_OK) luaL_error(L, "not enough memory");
     if (lua_type(L, v) == LUA_TSTRING || lua_type(L, v) == LUA_TNUMBER) {
       size_t n;
       const char *s = lua_tolstring(L, v, &n);
-      curl_mime_data(part, s, n);
+      if (curl_mime_data(part, s, n) != CURLE_OK) luaL_error(L, "not enough memory");
     } else if (lua_type(L, v) == LUA_TTABLE) {
       const char *path, *data, *filename, *ctype;
       size_t dlen = 0;
@@ -424,9 +491,15 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
       filename = lua_tostring(L, -2);
       ctype = lua_tostring(L, -1);
       if ((path == NULL) == (data == NULL)) {
-        lua_pop(L, 6);
         fx_fail_set(f, "usage", "invalid_body", "multipart field '%s' needs exactly one of path and data",
                     name);
+        lua_pop(L, 6);
+        return -1;
+      }
+      if (ctype != NULL && fx_header_check("Content-Type", 12, ctype, strlen(ctype)) != NULL) {
+        fx_fail_set(f, "usage", "invalid_header",
+                    "multipart field '%s': content_type has a control character (CR, LF, NUL...)", name);
+        lua_pop(L, 6);
         return -1;
       }
       if (path != NULL) {
@@ -438,13 +511,16 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
           return -1;
         }
         fclose(fp);
-        curl_mime_filedata(part, path); /* curl reads it while sending */
+        if (curl_mime_filedata(part, path) != CURLE_OK) /* curl reads it while sending */
+          luaL_error(L, "not enough memory");
       } else {
-        curl_mime_data(part, data, dlen);
-        curl_mime_filename(part, filename ? filename : name);
+        if (curl_mime_data(part, data, dlen) != CURLE_OK ||
+            curl_mime_filename(part, filename ? filename : name) != CURLE_OK)
+          luaL_error(L, "not enough memory");
       }
-      if (filename != NULL) curl_mime_filename(part, filename);
-      if (ctype != NULL) curl_mime_type(part, ctype);
+      if ((filename != NULL && curl_mime_filename(part, filename) != CURLE_OK) ||
+          (ctype != NULL && curl_mime_type(part, ctype) != CURLE_OK))
+        luaL_error(L, "not enough memory");
       lua_pop(L, 4);
     } else {
       fx_fail_set(f, "usage", "invalid_body", "multipart field '%s' must be a string or a file table",
@@ -463,16 +539,12 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_len,
                      const char *url_override, int query, fx_request *r, fx_fail *f)
 {
-  fx_buf *u = fx_buf_push(L);
+  fx_buf *u;
   size_t i, n = path ? strlen(path) : 0;
   int oom = 0;
   if (url_override != NULL) {
     r->url = fx_strdup(url_override);
-    if (r->url == NULL) {
-      fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-      return -1;
-    }
-    lua_pop(L, 1);
+    if (r->url == NULL) luaL_error(L, "not enough memory");
     return 0;
   }
   if (n == 0) {
@@ -488,6 +560,7 @@ static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_l
                 "the path must be a path under the base URL, not a URL (the token goes only there)");
     return -1;
   }
+  u = fx_buf_push(L);
   oom |= fx_buf_adds(u, c->base_url);
   if (path[0] != '/') {
     oom |= fx_buf_addc(u, '/');
@@ -498,26 +571,23 @@ static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_l
   }
   for (i = 0; i < n && !oom; i++) {
     unsigned char ch = (unsigned char)path[i];
-    if (path_char(ch))
+    if (ch == '%' && !(isxdigit((unsigned char)path[i + 1]) && isxdigit((unsigned char)path[i + 2])))
+      oom |= fx_buf_adds(u, "%25"); /* a lone % is a literal percent sign, not an escape */
+    else if (path_char(ch))
       oom |= fx_buf_addc(u, (char)ch);
     else
       oom |= fx_url_escape(u, path + i, 1, 0);
   }
-  if (oom) {
-    fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-    return -1;
-  }
+  if (oom) luaL_error(L, "not enough memory");
   if (query != 0) {
     size_t before = u->len;
     int has_q = memchr(u->data, '?', u->len) != NULL;
-    if (fx_buf_addc(u, has_q ? '&' : '?') != 0) return -1;
-    if (fx_append_query(L, query, u, f) != 0) return -1;
+    if (fx_buf_addc(u, has_q ? '&' : '?') != 0) luaL_error(L, "not enough memory");
+    if (fx_append_query(L, query, u, "query", f) != 0) return -1;
     if (u->len == before + 1) u->len = before; /* empty query table */
   }
-  if (fx_buf_addc(u, '\0') != 0 || (r->url = fx_strdup(u->data)) == NULL) {
-    fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-    return -1;
-  }
+  if (fx_buf_addc(u, '\0') != 0 || (r->url = fx_strdup(u->data)) == NULL)
+    luaL_error(L, "not enough memory");
   lua_pop(L, 1);
   return 0;
 }
@@ -544,29 +614,30 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   r->pace = c->pace;
   r->max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
   r->deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the run starts */
+  /* environment proxies are honoured, except for loopback hosts or with proxy = false */
+  r->direct = c->proxy == NULL && (c->proxy_off || (s->url ? S->token_url_loopback : c->base_loopback));
 
   if (build_url(L, c, s->path, s->path_len, s->url, s->query, r, f) != 0) return -1;
 
-  if (header_setf(L, r, "Accept: %s", "application/json", f) != 0) return -1;
-  if (header_setf(L, r, "User-Agent: %s", c->user_agent, f) != 0) return -1;
+  header_put(L, r, "Accept", "application/json");
+  header_put(L, r, "User-Agent", c->user_agent);
   r->token_serial = S->token_serial;
-  if (!s->no_auth && S->access_token != NULL &&
-      header_setf(L, r, "Authorization: Bearer %s", S->access_token, f) != 0)
-    return -1;
+  if (!s->no_auth && S->access_token != NULL) {
+    lua_pushfstring(L, "Bearer %s", S->access_token);
+    header_put(L, r, "Authorization", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
   has_tenant = s->has_tenant ? 1 : (s->no_tenant ? 0 : c->has_tenant);
   if (has_tenant) {
     snprintf(tenant, sizeof tenant, "%lld", s->has_tenant ? s->tenant : c->tenant);
-    if (header_setf(L, r, "X-Tenant: %s", tenant, f) != 0) return -1;
+    header_put(L, r, "X-Tenant", tenant);
   }
 
   if (s->body != 0) {
     if (lua_type(L, s->body) == LUA_TSTRING) {
       size_t n;
       const char *b = lua_tolstring(L, s->body, &n);
-      if (fx_buf_add(&r->body, b, n) != 0) {
-        fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-        return -1;
-      }
+      if (fx_buf_add(&r->body, b, n) != 0) luaL_error(L, "not enough memory");
     } else {
       char msg[256];
       if (fx_json_encode(L, s->body, "body", &r->body, msg, sizeof msg) != 0) {
@@ -575,30 +646,23 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
       }
     }
     r->has_body = 1;
-    if (header_setf(L, r, "Content-Type: %s", "application/json", f) != 0) return -1;
+    header_put(L, r, "Content-Type", "application/json");
   } else if (s->form != 0) {
     if (form_body(L, s->form, r, f) != 0) return -1;
-    if (header_setf(L, r, "Content-Type: %s", "application/x-www-form-urlencoded", f) != 0)
-      return -1;
+    header_put(L, r, "Content-Type", "application/x-www-form-urlencoded");
   } else if (s->multipart != 0) {
     if (r->easy == NULL) r->easy = S->nidle > 0 ? S->idle[--S->nidle] : curl_easy_init();
-    if (r->easy == NULL || multipart_body(L, s->multipart, r, f) != 0) {
-      if (r->easy == NULL) fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-      return -1;
-    }
+    if (r->easy == NULL) luaL_error(L, "not enough memory");
+    if (multipart_body(L, s->multipart, r, f) != 0) return -1;
   }
-  for (h = c->headers; h != NULL; h = h->next)
-    if (header_set(&r->headers, h->data) != 0) {
-      fx_fail_set(f, "usage", "out_of_memory", "not enough memory");
-      return -1;
-    }
+  for (h = c->headers; h != NULL; h = h->next) header_set(L, &r->headers, h->data);
   if (s->headers != 0 && call_headers(L, s->headers, r, f) != 0) return -1;
-  if (r->has_body && header_setf(L, r, "Expect:%s", "", f) != 0) return -1;
+  /* no 100-continue round trip: the API answers a bad request after the body anyway */
+  if (r->has_body) header_put(L, r, "Expect", NULL);
   /* a bodyless POST/PUT/PATCH goes out with Content-Length: 0 and no made-up Content-Type */
   if (!r->has_body && (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
-                       strcmp(r->method, "PATCH") == 0) &&
-      header_setf(L, r, "Content-Type:%s", "", f) != 0)
-    return -1;
+                       strcmp(r->method, "PATCH") == 0))
+    header_put(L, r, "Content-Type", NULL);
   return 0;
 }
 

@@ -30,7 +30,7 @@ static const char *reason(long status)
 
 /* ---- transport failures --------------------------------------------------------------------- */
 
-static void transport_fail(fx_request *r, fx_fail *f)
+static void transport_fail(lua_State *L, fx_request *r, fx_fail *f)
 {
   const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
   if (r->too_large) {
@@ -43,22 +43,39 @@ static void transport_fail(fx_request *r, fx_fail *f)
                 FX_MAX_HEADER_BYTES);
     return;
   }
+  if (r->resend_refused) {
+    fx_fail_set(f, "network", "empty_reply",
+                "the server closed the kept-alive connection without an answer; the %s may have been "
+                "processed, so it was not sent again", r->method);
+    f->maybe_sent = 1;
+    return;
+  }
+  if (r->connect_code >= 300) {
+    fx_fail_set(f, "network", "proxy_refused", "the proxy refused to open a tunnel to the API (CONNECT answered %ld)",
+                r->connect_code);
+    f->maybe_sent = 0;
+    return;
+  }
   switch (r->result) {
   case CURLE_FILESIZE_EXCEEDED:
     fx_fail_set(f, "limit", "response_too_large", "the response body is larger than max_response_bytes (%lld)",
                 r->max_response_bytes);
     break;
-  case CURLE_OPERATION_TIMEDOUT: {
-    curl_off_t connected = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected);
+  case CURLE_OUT_OF_MEMORY:
+    /* libcurl 7.88 refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with this code: its
+     * buffer has a size cap. Anything but an unfinished header block is memory running out. */
+    if (r->sends == 0 || r->headers_done) luaL_error(L, "not enough memory");
+    fx_fail_set(f, "limit", "headers_too_large",
+                "a response header line is larger than libcurl accepts (100 KB)");
+    break;
+  case CURLE_OPERATION_TIMEDOUT:
     if (r->stalled)
       fx_fail_set(f, "timeout", "stalled", "no data from the server for %.0f seconds", r->stall_timeout);
-    else if (connected == 0)
+    else if (r->sends == 0) /* never got as far as sending: connect, TLS handshake, proxy */
       fx_fail_set(f, "timeout", "connect_timeout", "%s", detail);
     else
       fx_fail_set(f, "timeout", "timeout", "%s", detail);
     break;
-  }
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
     fx_fail_set(f, "network", "resolve_failed", "%s", detail);
@@ -94,9 +111,7 @@ static void transport_fail(fx_request *r, fx_fail *f)
   case CURLE_SSL_SHUTDOWN_FAILED:
     fx_fail_set(f, "tls", "tls_error", "%s", detail);
     break;
-  case CURLE_UNSUPPORTED_PROTOCOL:
-    fx_fail_set(f, "usage", "unsupported_protocol", "%s", detail);
-    break;
+  case CURLE_UNSUPPORTED_PROTOCOL: /* the answer was not HTTP/1.x: HTTP/0.9 or garbage */
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_BAD_CONTENT_ENCODING:
     fx_fail_set(f, "protocol", "bad_response", "%s", detail);
@@ -105,6 +120,7 @@ static void transport_fail(fx_request *r, fx_fail *f)
     fx_fail_set(f, "network", "transport_error", "%s", detail);
     break;
   }
+  f->maybe_sent = r->sends > 0;
 }
 
 /* ---- headers and rate limits ---------------------------------------------------------------- */
@@ -235,7 +251,61 @@ static int is_int_number(lua_State *L, int idx)
   return lua_type(L, idx) == LUA_TNUMBER && fx_isinteger(L, idx);
 }
 
-/* Adds the normalised paging fields to the meta table at the top (raw fields stay). */
+static int is_null(lua_State *L, int idx)
+{
+  return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
+}
+
+static const char *type_word(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) == LUA_TNUMBER)
+    return is_int_number(L, idx) ? "an integer" : "a number that is not an integer";
+  if (lua_type(L, idx) == LUA_TSTRING) return "a string";
+  if (lua_type(L, idx) == LUA_TBOOLEAN) return "a boolean";
+  if (lua_type(L, idx) == LUA_TTABLE) return "an object or array";
+  return lua_typename(L, lua_type(L, idx));
+}
+
+/* The paging fields of meta (and links.next) must have their documented types: a wrong one
+ * ("has_more": "false", "last_page": "3") would be read as a different list. Sets f and
+ * returns -1 for the first field that does not. */
+static int check_meta(lua_State *L, int meta, int body, fx_fail *f)
+{
+  static const struct { const char *name; int type; } fields[] = {
+    {"current_page", 'i'}, {"last_page", 'i'}, {"per_page", 'i'}, {"total", 'i'},
+    {"has_more", 'b'},     {"cursor", 's'},    {NULL, 0}};
+  int i;
+  for (i = 0; fields[i].name != NULL; i++) {
+    int ok;
+    lua_getfield(L, meta, fields[i].name);
+    ok = is_null(L, -1) || (fields[i].type == 'i' ? is_int_number(L, -1)
+                            : fields[i].type == 'b' ? lua_type(L, -1) == LUA_TBOOLEAN
+                                                    : lua_type(L, -1) == LUA_TSTRING);
+    if (!ok) {
+      fx_fail_set(f, "protocol", "invalid_meta", "meta.%s is %s, expected %s", fields[i].name,
+                  type_word(L, -1), fields[i].type == 'i' ? "an integer"
+                                    : fields[i].type == 'b' ? "true or false" : "a string");
+      lua_pop(L, 1);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, body, "links");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "next");
+    if (!is_null(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+      fx_fail_set(f, "protocol", "invalid_meta", "links.next is %s, expected a URL string", type_word(L, -1));
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Adds the normalised paging fields to the meta table at the top (raw fields stay); the types
+ * were checked by check_meta. */
 static void normalise_meta(lua_State *L, int body)
 {
   int meta = lua_gettop(L);
@@ -251,7 +321,7 @@ static void normalise_meta(lua_State *L, int body)
       has_more = cur < last;
     } else { /* fall back to links.next */
       lua_getfield(L, body, "links");
-      has_more = lua_istable(L, -1) && (lua_getfield(L, -1, "next"), lua_isstring(L, -1));
+      has_more = lua_istable(L, -1) && (lua_getfield(L, -1, "next"), lua_type(L, -1) == LUA_TSTRING);
       lua_settop(L, meta + 1);
     }
     lua_pushliteral(L, "page");
@@ -269,13 +339,8 @@ static void normalise_meta(lua_State *L, int body)
   lua_getfield(L, meta, "cursor");
   lua_getfield(L, meta, "has_more");
   if (!lua_isnil(L, -2) || !lua_isnil(L, -1)) {
-    int has_cursor = lua_type(L, -2) == LUA_TSTRING;
-    if (!has_cursor && !lua_isnil(L, -2)) { /* not a string: treat as absent, keep raw */
-      lua_pushnil(L);
-      lua_setfield(L, meta, "cursor");
-    }
-    if (lua_type(L, -1) != LUA_TBOOLEAN) {
-      lua_pushboolean(L, has_cursor);
+    if (lua_type(L, -1) != LUA_TBOOLEAN) { /* no has_more: a non-empty cursor means more */
+      lua_pushboolean(L, lua_type(L, -2) == LUA_TSTRING && lua_rawlen(L, -2) > 0);
       lua_setfield(L, meta, "has_more");
     }
     lua_pushliteral(L, "cursor");
@@ -284,8 +349,8 @@ static void normalise_meta(lua_State *L, int body)
   lua_pop(L, 2);
 }
 
-/* Success: pushes data, meta. */
-static void push_success(lua_State *L, int body)
+/* Success: pushes data, meta; or sets f (leaving nothing) when the paging fields are unusable. */
+static int push_success(lua_State *L, int body, fx_fail *f)
 {
   if (lua_istable(L, body)) {
     lua_getfield(L, body, "data");
@@ -295,18 +360,23 @@ static void push_success(lua_State *L, int body)
         lua_pop(L, 1);
         lua_newtable(L);
       }
+      if (check_meta(L, lua_gettop(L), body, f) != 0) {
+        lua_pop(L, 2);
+        return -1;
+      }
       normalise_meta(L, body);
       lua_getfield(L, body, "success");
       if (lua_isstring(L, -1))
         lua_setfield(L, -2, "success");
       else
         lua_pop(L, 1);
-      return;
+      return 0;
     }
     lua_pop(L, 1);
   }
   lua_pushvalue(L, body);
   lua_newtable(L);
+  return 0;
 }
 
 /* HTTP error: fills f from an API error body {error, message} when there is one, and leaves
@@ -349,7 +419,7 @@ int fx_finish(lua_State *L, fx_client *c, fx_request *r)
   fx_fail f;
   (void)c;
   if (r->result != CURLE_OK) {
-    transport_fail(r, &f);
+    transport_fail(L, r, &f);
     r->status = 0; /* no complete response */
     return fx_error_return(L, &f, r);
   }
@@ -363,15 +433,25 @@ int fx_finish(lua_State *L, fx_client *c, fx_request *r)
     }
     if (decode_body(L, r, &f) != 0) return fx_error_return(L, &f, r);
     body = lua_gettop(L);
-    push_success(L, body);
+    if (push_success(L, body, &f) != 0) {
+      lua_pushnil(L);
+      fx_error_push(L, &f, r);
+      lua_pushvalue(L, body); /* the raw fields stay readable: err.body.meta */
+      lua_setfield(L, -2, "body");
+      return 2;
+    }
     push_res(L, r);
     return 3;
   }
   if (r->status >= 300 && r->status < 400) {
-    size_t n;
+    size_t n, shown;
     const char *loc = fx_header_find(&r->resp_headers, "location", &n);
-    fx_fail_set(&f, "protocol", "redirect", "unexpected redirect (HTTP %ld) to %.*s; redirects are not followed",
-                r->status, loc ? (int)(n > 300 ? 300 : n) : 9, loc ? loc : "(nowhere)");
+    /* the query and fragment are left out: signed URLs carry their secrets there */
+    shown = loc ? strcspn(loc, "?#") : 0;
+    if (loc && shown > n) shown = n;
+    fx_fail_set(&f, "protocol", "redirect", "unexpected redirect (HTTP %ld) to %.*s%s; redirects are not followed",
+                r->status, loc ? (int)(shown > 300 ? 300 : shown) : 9, loc ? loc : "(nowhere)",
+                loc && shown < n ? " (query left out)" : "");
     return fx_error_return(L, &f, r);
   }
   if (r->status >= 400) {
@@ -382,6 +462,11 @@ int fx_finish(lua_State *L, fx_client *c, fx_request *r)
     if (body != 0) {
       lua_pushvalue(L, body);
       lua_setfield(L, -2, "body");
+      lua_getfield(L, body, "errors"); /* field errors: { field = { message, ... } } */
+      if (lua_istable(L, -1))
+        lua_setfield(L, -2, "fields");
+      else
+        lua_pop(L, 1);
     }
     return 2;
   }

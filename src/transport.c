@@ -3,6 +3,7 @@
  * that same loop. Callbacks only fill C buffers owned by the request; no Lua runs inside them. */
 #include <ctype.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,6 @@ fx_shared *fx_shared_new(void)
     return NULL;
   }
   S->refs = 1;
-  S->on_token_ref = LUA_NOREF;
-  S->on_retry_ref = LUA_NOREF;
   S->rng = seed_rng();
   return S;
 }
@@ -65,9 +64,8 @@ static void free_secret(char **p)
 void fx_shared_release(lua_State *L, fx_shared *S)
 {
   int i;
+  (void)L;
   if (--S->refs > 0) return;
-  if (S->on_token_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, S->on_token_ref);
-  if (S->on_retry_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, S->on_retry_ref);
   for (i = 0; i < S->nidle; i++) curl_easy_cleanup(S->idle[i]);
   S->nidle = 0;
   curl_multi_cleanup(S->multi);
@@ -104,7 +102,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     r->too_large = 1;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
-  if (fx_buf_add(&r->resp_body, p, len) != 0) return 0;
+  if (fx_buf_add(&r->resp_body, p, len) != 0) {
+    r->oom = 1;
+    return 0;
+  }
   return len;
 }
 
@@ -113,13 +114,46 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
   fx_request *r = (fx_request *)ud;
   size_t len = size * n;
   r->last_activity = fx_now();
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) fx_buf_clear(&r->resp_headers); /* 1xx, proxies */
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new block: 1xx, proxies */
+    fx_buf_clear(&r->resp_headers);
+    r->headers_done = 0;
+  } else if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
+    r->headers_done = 1;
+  }
   if (r->resp_headers.len + len > FX_MAX_HEADER_BYTES) {
     r->headers_too_large = 1;
     return 0;
   }
-  if (fx_buf_add(&r->resp_headers, p, len) != 0) return 0;
+  if (fx_buf_add(&r->resp_headers, p, len) != 0) {
+    r->oom = 1;
+    return 0;
+  }
   return len;
+}
+
+/* libcurl calls this right before the request goes on the wire: once per send, and once more
+ * when it re-sends on a new connection because a kept-alive one closed without an answer. No
+ * libcurl option turns that re-send off, so it is decided here: an idempotent request may go
+ * again (it is counted, and on_retry told); a POST or PATCH may have been processed by the first
+ * send, so the second is refused and the call fails instead of writing twice. A transfer that
+ * fails before this ever ran certainly sent nothing. */
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+  fx_request *r = (fx_request *)ud;
+  (void)remote_ip;
+  (void)local_ip;
+  (void)remote_port;
+  (void)local_port;
+  if (r->sends > 0) {
+    if (!r->idempotent) {
+      r->resend_refused = 1;
+      return CURL_PREREQFUNC_ABORT;
+    }
+    r->resent = 1;
+    r->attempts++;
+  }
+  r->sends++;
+  return CURL_PREREQFUNC_OK;
 }
 
 /* Value of the first header called name (lower case) in a raw header block, trimmed. */
@@ -158,7 +192,7 @@ static double parse_retry_after(const fx_buf *h)
     double d;
     if (t == (time_t)-1) return -1;
     d = (double)t - fx_wallclock();
-    return d > 0 ? d : 0;
+    return d > 0 ? ceil(d) : 0;
   }
 }
 
@@ -169,17 +203,28 @@ static long ms(double s)
   return s <= 0 ? 1 : (long)(s * 1000 + 0.5);
 }
 
-static int start_attempt(fx_request *r, double now, fx_fail *f)
+/* Takes the transfer out of the multi handle, so nothing libcurl holds points at the request. */
+static void detach(fx_request *r)
+{
+  if (r->state == FX_RUNNING && r->easy != NULL) curl_multi_remove_handle(r->shared->multi, r->easy);
+  r->state = FX_DONE;
+}
+
+/* Raises "not enough memory" after ending the transfer cleanly (the one out-of-memory policy). */
+static void raise_oom(lua_State *L, fx_request *r)
+{
+  detach(r);
+  luaL_error(L, "not enough memory");
+}
+
+static void start_attempt(lua_State *L, fx_request *r, double now)
 {
   fx_shared *S = r->shared;
   CURL *e = r->easy;
   double timeout = r->timeout;
   if (e == NULL) {
     e = S->nidle > 0 ? S->idle[--S->nidle] : curl_easy_init();
-    if (e == NULL) {
-      fx_fail_set(f, "network", "transport_error", "could not create a libcurl handle");
-      return -1;
-    }
+    if (e == NULL) luaL_error(L, "not enough memory");
     r->easy = e;
   }
   if (r->deadline > 0 && r->deadline - now < timeout) timeout = r->deadline - now;
@@ -187,9 +232,12 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   fx_buf_clear(&r->resp_headers);
   r->status = 0;
   r->too_large = r->headers_too_large = r->stalled = 0;
+  r->sends = r->resent = r->resend_refused = r->headers_done = 0;
   r->last_activity = now;
   r->errbuf[0] = '\0';
   r->retry_after = -1;
+  r->connect_code = 0;
+  r->tries++;
   r->attempts++;
 
   curl_easy_setopt(e, CURLOPT_URL, r->url);
@@ -201,6 +249,11 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)r);
+  /* HTTP/1.1 everywhere (libcurl would negotiate HTTP/2 over TLS): one wire protocol for every
+   * driver, whose re-send rules are the ones on_prereq enforces */
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a token never follows a redirect */
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, r->allow_http || strncmp(r->url, "http:", 5) == 0
                                                  ? "http,https" : "https");
@@ -212,9 +265,21 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response_bytes);
+  if (!r->idempotent) {
+    /* A write goes on a connection that idled less than write_max_idle seconds, or on a new one:
+     * a server closing an idle connection as the write arrives is what makes libcurl want to
+     * re-send, which on_prereq then has to refuse. (libcurl compares whole idle seconds.) */
+    if (r->write_max_idle <= 0)
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    else
+      curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(r->write_max_idle - 1));
+  }
   if (r->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
   if (r->ca_path != NULL) curl_easy_setopt(e, CURLOPT_CAPATH, r->ca_path);
-  if (r->proxy != NULL) curl_easy_setopt(e, CURLOPT_PROXY, r->proxy);
+  if (r->proxy != NULL)
+    curl_easy_setopt(e, CURLOPT_PROXY, r->proxy);
+  else if (r->direct)
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even one from the environment */
   if (r->mime != NULL) {
     curl_easy_setopt(e, CURLOPT_MIMEPOST, r->mime);
   } else if (r->has_body) {
@@ -233,27 +298,25 @@ static int start_attempt(fx_request *r, double now, fx_fail *f)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
   }
-  if (curl_multi_add_handle(S->multi, e) != CURLM_OK) {
-    fx_fail_set(f, "network", "transport_error", "could not start the transfer");
-    return -1;
-  }
+  if (curl_multi_add_handle(S->multi, e) != CURLM_OK) luaL_error(L, "not enough memory");
   r->state = FX_RUNNING;
-  return 0;
 }
 
-/* Failures where the request certainly did not reach the server. */
-static int before_send(fx_request *r)
+/* Failures before the request went on the wire, where trying again cannot write twice:
+ * libcurl never reached the send (name resolution, connect, proxy tunnel, TLS handshake). TLS
+ * verification failures are left out: they will not change by trying again. */
+static int retry_unsent(fx_request *r)
 {
+  if (r->sends > 0) return 0;
   switch (r->result) {
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
   case CURLE_COULDNT_CONNECT:
+  case CURLE_OPERATION_TIMEDOUT:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_RECV_ERROR: /* a connection reset during the TLS handshake */
+  case CURLE_SEND_ERROR:
     return 1;
-  case CURLE_OPERATION_TIMEDOUT: {
-    curl_off_t connected = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected);
-    return connected == 0;
-  }
   default:
     return 0;
   }
@@ -262,9 +325,10 @@ static int before_send(fx_request *r)
 static int retryable(fx_request *r)
 {
   if (r->result != CURLE_OK) {
-    if (r->too_large || r->headers_too_large) return 0;
-    if (before_send(r)) {
-      snprintf(r->retry_reason, sizeof r->retry_reason, "%s", "connection failed");
+    if (r->too_large || r->headers_too_large || r->oom || r->resend_refused) return 0;
+    if (r->stalled && !r->idempotent) return 0;
+    if (retry_unsent(r)) {
+      snprintf(r->retry_reason, sizeof r->retry_reason, "not sent: %s", curl_easy_strerror(r->result));
       return 1;
     }
     if (!r->idempotent) return 0;
@@ -274,8 +338,8 @@ static int retryable(fx_request *r)
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* an answer that is not HTTP/1.x (HTTP/0.9, garbage) */
+    case CURLE_WEIRD_SERVER_REPLY:
       snprintf(r->retry_reason, sizeof r->retry_reason, "%s", curl_easy_strerror(r->result));
       return 1;
     default:
@@ -296,7 +360,7 @@ static double backoff(fx_request *r)
   fx_shared *S = r->shared;
   double cap = 0.25, u;
   int i;
-  for (i = 1; i < r->attempts && cap < 8; i++) cap *= 2;
+  for (i = 1; i < r->tries && cap < 8; i++) cap *= 2;
   if (cap > 8) cap = 8;
   S->rng ^= S->rng << 13;
   S->rng ^= S->rng >> 7;
@@ -346,9 +410,10 @@ static void finish_attempt(fx_request *r, CURLcode result)
   curl_multi_remove_handle(r->shared->multi, r->easy);
   r->result = result;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_CONNECTCODE, &r->connect_code);
   fx_note_response(r);
   r->state = FX_DONE;
-  if (r->attempts > r->max_retries || !retryable(r)) return;
+  if (r->oom || r->tries > r->max_retries || r->connect_code >= 300 || !retryable(r)) return;
   delay = r->retry_after >= 0 ? r->retry_after : backoff(r);
   /* a wait past the deadline (without one: longer than a whole attempt may take) is not
    * slept through: the caller gets the answer, with retry_after, and decides */
@@ -372,32 +437,93 @@ static void collect(fx_shared *S)
   }
 }
 
-/* Tells on_retry about a scheduled retry; an error in the hook ends the call with it. */
-static int notify_retry(lua_State *L, fx_request *r, fx_fail *f)
+/* What on_retry is told. */
+typedef struct retry_info {
+  int attempt;
+  const char *reason;
+  double delay;
+  long status;
+  const char *method, *url;
+} retry_info;
+
+static void push_seconds(lua_State *L, double s)
 {
-  fx_shared *S = r->shared;
-  r->notify_retry = 0;
-  if (S->on_retry_ref == LUA_NOREF) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->on_retry_ref);
+  if (s == floor(s) && s < 9007199254740992.0)
+    lua_pushinteger(L, (lua_Integer)s);
+  else
+    lua_pushnumber(L, s);
+}
+
+/* Runs under lua_pcall, so a memory error building the table is caught like the hook's own. */
+static int call_on_retry(lua_State *L)
+{
+  const retry_info *i = (const retry_info *)lua_touserdata(L, 2);
+  lua_settop(L, 1);
   lua_createtable(L, 0, 6);
-  lua_pushinteger(L, r->attempts);
+  lua_pushinteger(L, i->attempt);
   lua_setfield(L, -2, "attempt");
-  lua_pushstring(L, r->retry_reason);
+  lua_pushstring(L, i->reason);
   lua_setfield(L, -2, "reason");
-  lua_pushnumber(L, r->retry_delay);
+  push_seconds(L, i->delay);
   lua_setfield(L, -2, "delay");
-  lua_pushstring(L, r->method);
+  lua_pushstring(L, i->method);
   lua_setfield(L, -2, "method");
-  lua_pushstring(L, r->url);
+  lua_pushstring(L, i->url);
   lua_setfield(L, -2, "url");
-  if (r->status > 0) {
-    lua_pushinteger(L, r->status);
+  if (i->status > 0) {
+    lua_pushinteger(L, i->status);
     lua_setfield(L, -2, "status");
   }
-  if (lua_pcall(L, 1, 0, 0) != 0) {
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* Tells on_retry of a retry or a re-send. The transfer is out of the multi handle by now, so the
+ * hook may do anything, close the client included; an error in it ends the call with it. */
+static int notify_retry(lua_State *L, fx_request *r, const retry_info *info, fx_fail *f)
+{
+  int rc;
+  lua_pushcfunction(L, call_on_retry);
+  if (!fx_client_push_hook(L, r->client_idx, "on_retry")) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushlightuserdata(L, (void *)info);
+  rc = lua_pcall(L, 2, 0, 0);
+  if (rc == LUA_ERRMEM) lua_error(L);
+  if (rc != 0) {
     const char *m = lua_tostring(L, -1);
     fx_fail_set(f, "usage", "on_retry_error", "on_retry raised an error: %s", m ? m : "(not a string)");
     lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* After a transfer ended: on_retry hears of a re-send libcurl made, then of a retry scheduled. */
+static int after_transfer(lua_State *L, fx_request *r, fx_fail *f)
+{
+  retry_info info;
+  info.method = r->method;
+  info.url = r->url;
+  if (r->resent) {
+    r->resent = 0;
+    info.attempt = r->attempts - 1;
+    info.reason = "connection closed without an answer; sent again on a new connection";
+    info.delay = 0;
+    info.status = 0;
+    if (notify_retry(L, r, &info, f) != 0) return -1;
+  }
+  if (r->notify_retry) {
+    r->notify_retry = 0;
+    info.attempt = r->attempts;
+    info.reason = r->retry_reason;
+    info.delay = r->retry_delay;
+    info.status = r->status;
+    if (notify_retry(L, r, &info, f) != 0) return -1;
+  }
+  if (fx_client_at(L, r->client_idx)->shared == NULL) { /* a hook closed the client */
+    fx_fail_closed(f);
     return -1;
   }
   return 0;
@@ -413,7 +539,7 @@ static int pace_wait(fx_request *r, fx_fail *f)
   wait = (double)S->rl_reset - fx_wallclock();
   if (wait <= 0) return 0;
   if (r->deadline > 0 ? r->started + wait >= r->deadline : wait > r->timeout) {
-    r->retry_after = wait;
+    r->retry_after = ceil(wait);
     fx_fail_set(f, "limit", "rate_limit_exceeded",
                 "the rate limit is used up until the window resets in %.0f s (not sent)", wait);
     return -1;
@@ -434,11 +560,13 @@ int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f)
     double now = fx_now();
     int running = 0;
     long wait_ms = 1000;
-    if (r->state == FX_WAITING && now >= r->wake_at) {
-      if (start_attempt(r, now, f) != 0) return -1;
-    }
-    if (curl_multi_perform(S->multi, &running) != CURLM_OK) {
-      fx_fail_set(f, "network", "transport_error", "libcurl multi handle failed");
+    CURLMcode mc;
+    if (r->state == FX_WAITING && now >= r->wake_at) start_attempt(L, r, now);
+    mc = curl_multi_perform(S->multi, &running);
+    if (mc != CURLM_OK) {
+      if (mc == CURLM_OUT_OF_MEMORY) raise_oom(L, r);
+      detach(r);
+      fx_fail_set(f, "network", "transport_error", "libcurl: %s", curl_multi_strerror(mc));
       return -1;
     }
     collect(S);
@@ -447,8 +575,14 @@ int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f)
       r->stalled = 1;
       finish_attempt(r, CURLE_OPERATION_TIMEDOUT);
     }
-    if (r->state == FX_DONE) break;
-    if (r->notify_retry && notify_retry(L, r, f) != 0) return -1;
+    if (r->state != FX_RUNNING) {
+      if (r->oom) raise_oom(L, r);
+      if (after_transfer(L, r, f) != 0) {
+        r->state = FX_DONE;
+        return -1;
+      }
+      if (r->state == FX_DONE) break;
+    }
     if (r->state == FX_WAITING) {
       wait_ms = (long)((r->wake_at - fx_now()) * 1000) + 1;
     } else {

@@ -4,8 +4,9 @@
 
 local core = require "flextell.core"
 
-local error, pairs, setmetatable, type, tostring = error, pairs, setmetatable, type, tostring
-local Error = core.Error
+local error, getmetatable, pairs, setmetatable, type, tostring =
+  error, getmetatable, pairs, setmetatable, type, tostring
+local Error, array_mt = core.Error, core.array_mt
 
 local M = {}
 
@@ -44,8 +45,10 @@ function Pager:next()
   end
   local data, meta, res = self.client:get(self.path, query, self.call_opts)
   if data == nil then return nil, meta end
-  if type(data) ~= "table" then
-    return nil, fail("protocol", "not_a_list", "expected a list in the response's data",
+  -- only a JSON array is a page: an object, or a body without data, is not an empty list
+  if type(data) ~= "table" or getmetatable(data) ~= array_mt then
+    return nil, fail("protocol", "not_a_list", "expected a JSON array in the response's data, got " ..
+      (type(data) == "table" and "an object" or type(data)),
       { method = res.method, url = res.url, status = res.status })
   end
   local function protocol(code, message)
@@ -58,8 +61,9 @@ function Pager:next()
   if style == "cursor" then
     if meta.has_more then
       local cursor = meta.cursor
-      if cursor == nil then
-        return protocol("missing_cursor", "the page says has_more but gives no cursor")
+      if cursor == nil or cursor == "" then
+        return protocol("missing_cursor", "the page says has_more but gives " ..
+          (cursor == "" and "an empty cursor" or "no cursor"))
       end
       if self.seen[cursor] then
         return protocol("repeated_cursor", "the API returned a cursor it had returned before")

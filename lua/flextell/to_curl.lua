@@ -1,5 +1,7 @@
---- client:to_curl(request): the same request as a curl command line, to replay by hand.
--- The bearer token shows as <redacted> unless the request says reveal_token = true.
+--- client:to_curl(request): the same request as a curl command line, to replay by hand: the
+-- headers libcurl would add by itself are dropped the way curl drops them (-H 'Name:'), and the
+-- client's trust store, proxy and HTTP version go along. The bearer token shows as <redacted>
+-- unless the request says reveal_token = true, and so do a proxy's credentials.
 
 local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
 local concat, sort = table.concat, table.sort
@@ -22,13 +24,25 @@ function M.install(methods)
       prepared, err = self:prepare(req)
     end
     if not prepared then return nil, err end
-    local out = { "curl" }
+    local out = { "curl", "--http1.1", "--compressed" }
     local method = prepared.method
     if method ~= "GET" and not (method == "POST" and (prepared.body or multipart)) then
       out[#out + 1] = "-X " .. method
     end
+    if prepared.ca_file then out[#out + 1] = "--cacert " .. quote(prepared.ca_file) end
+    if prepared.ca_path then out[#out + 1] = "--capath " .. quote(prepared.ca_path) end
+    if prepared.proxy then
+      out[#out + 1] = "--proxy " .. quote(prepared.proxy)
+    elseif prepared.no_proxy then
+      out[#out + 1] = "--noproxy '*'"
+    end
     out[#out + 1] = quote(prepared.url)
-    for _, h in ipairs(prepared.headers) do out[#out + 1] = "-H " .. quote(h) end
+    for _, h in ipairs(prepared.headers) do
+      -- curl's syntax for a header with an empty value is "Name;" ("Name:" drops it)
+      local empty = h:match("^([^:]+):%s*$")
+      out[#out + 1] = "-H " .. quote(empty and empty .. ";" or h)
+    end
+    for _, name in ipairs(prepared.dropped) do out[#out + 1] = "-H " .. quote(name .. ":") end
     if prepared.body then out[#out + 1] = "--data-binary " .. quote(prepared.body) end
     if multipart then
       local names = {}
