@@ -19,6 +19,8 @@ LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
 endif
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl)
 CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
+# The oldest libcurl the core builds with (CURLOPT_PROTOCOLS_STR is 7.85); src/fx.h checks too.
+CURL_MIN := 7.85.0
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -37,7 +39,7 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
-.PHONY: all core deps test test-lua test-luajit lint check-asan check-oom check-valgrind check-tsan check-install demo \
+.PHONY: all core deps deps-demo check-curl test test-lua test-luajit lint check-asan check-oom check-valgrind check-tsan check-install demo \
         sandbox bench install uninstall clean luajit soak fuzz fuzz-build
 
 all: $(CORE)
@@ -45,6 +47,13 @@ core: $(CORE)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(FX_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj: | check-curl
+
+check-curl:
+	@$(PKG_CONFIG) --atleast-version=$(CURL_MIN) libcurl || { \
+	  echo "lua-flextell needs libcurl $(CURL_MIN) or newer (found: $$($(PKG_CONFIG) --modversion libcurl 2>/dev/null || echo none));" \
+	       "on Debian: apt-get install libcurl4-openssl-dev" >&2; exit 1; }
 
 $(CORE): $(OBJ) | $(BUILD)/flextell
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
@@ -56,18 +65,23 @@ luajit:
 	$(MAKE) LUA=luajit
 
 deps:
-	tools/install-deps
+	sh tools/install-deps test
+
+deps-demo:
+	sh tools/install-deps demo
 
 include mk/test.mk
 include mk/fuzz.mk
 
 install: $(CORE)
-	install -d $(DESTDIR)$(INST_LIBDIR)/flextell $(DESTDIR)$(INST_LUADIR)/flextell/sandbox
+	install -d $(DESTDIR)$(INST_LIBDIR)/flextell $(DESTDIR)$(INST_LUADIR)/flextell/sandbox $(DESTDIR)$(INST_BINDIR)
 	install -m 0755 $(CORE) $(DESTDIR)$(INST_LIBDIR)/flextell/core.so
 	cd lua && find flextell -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(INST_LUADIR)/{} \;
 	cd lua && find flextell -name '*.conf' -exec install -D -m 0644 {} $(DESTDIR)$(INST_LUADIR)/{} \;
+	for f in bin/*; do install -m 0755 $$f $(DESTDIR)$(INST_BINDIR)/; done
 
 uninstall:
+	for f in bin/*; do rm -f $(DESTDIR)$(INST_BINDIR)/$${f#bin/}; done
 	rm -f $(DESTDIR)$(INST_LIBDIR)/flextell/core.so
 	rm -rf $(DESTDIR)$(INST_LUADIR)/flextell
 
@@ -77,7 +91,7 @@ clean:
 # The main job: build, start the sandbox, walk the tour against it, stop the sandbox.
 DEV_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
-demo: deps
+demo: deps-demo
 	$(MAKE) core
 	$(DEV_ENV) $(LUA) examples/tour.lua
 

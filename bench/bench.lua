@@ -34,7 +34,7 @@ local function min(t)
   return m
 end
 
-local sb = assert(sandbox.start { tls = false, rate_limit = 1000000 })
+local sb = assert(sandbox.start { tls = true, rate_limit = 1000000 })
 local client = flextell.new { base_url = sb.url, token = sb.token }
 
 print(string.format("lua-flextell %s on %s, %d calls x %d rounds (best round shown)", flextell._VERSION,
@@ -54,6 +54,33 @@ for _, case in ipairs {
   local br, bl = min(r), min(l)
   print(string.format("%-30s libcurl %7.1f us/call   flextell %7.1f us/call   ratio %.2f", case.name,
     br / N * 1e6, bl / N * 1e6, bl / br))
+end
+
+-- The cost of the at-most-once rule for writes: a POST on a warm kept-alive connection (what
+-- write_max_idle allows right after another call) against a POST on a new connection each time
+-- (write_max_idle = 0, and what any write gets after the connection idled longer), over plain
+-- HTTP and over TLS, where a new connection costs a handshake.
+local W = math.max(50, math.floor(N / 10))
+local function posts(c, n)
+  local t0 = now()
+  for _ = 1, n do assert(c:post("/_echo/w", { n = 1 })) end
+  return now() - t0
+end
+for _, base in ipairs { { "HTTP", sb.url }, { "HTTPS", sb.https_url } } do
+  local warm_c = flextell.new { base_url = base[2], ca_file = sb.ca_file, token = sb.token }
+  local fresh_c = flextell.new { base_url = base[2], ca_file = sb.ca_file, token = sb.token, write_max_idle = 0 }
+  posts(warm_c, 10)
+  posts(fresh_c, 10)
+  local w, f = {}, {}
+  for i = 1, ROUNDS do
+    w[i] = posts(warm_c, W)
+    f[i] = posts(fresh_c, W)
+  end
+  local bw, bf = min(w), min(f)
+  print(string.format("%-30s warm %7.1f us/call   new connection %7.1f us/call   ratio %.2f",
+    "POST over " .. base[1], bw / W * 1e6, bf / W * 1e6, bf / bw))
+  warm_c:close()
+  fresh_c:close()
 end
 
 -- JSON: decoding a 100-item page, against lua-cjson when it is installed.
