@@ -256,10 +256,21 @@ static void put(char *out, size_t cap, size_t *len, const char *s, size_t n)
   out[*len] = '\0';
 }
 
+/* The core's small allocation helpers: the place that matters is the one that called them. */
+static int alloc_helper(const char *frame)
+{
+  static const char *const names[] = {"fx_buf_", "fx_strdup ", "out_byte ", NULL};
+  int i;
+  for (i = 0; names[i] != NULL; i++)
+    if (strncmp(frame, names[i], strlen(names[i])) == 0) return 1;
+  return 0;
+}
+
 /* Writes the stack of the first failed allocation to out, one "function file:line" a line,
  * without the frames of this file and of the sanitizer's interceptors, stopping at oom_try's
  * lua_pcallk (below it is only the script), with a run of frames in a library without symbols
- * (liblua's internals) as one line; and its first frame in the core (src/) to site, or "". */
+ * (liblua's internals) as one line; and its first frame in the core (src/) that is not an
+ * allocation helper to site, or "". */
 static void format_stack(char *out, size_t cap, char *site, size_t sitecap)
 {
   char line[512], last_module[256] = "";
@@ -297,7 +308,7 @@ static void format_stack(char *out, size_t cap, char *site, size_t sitecap)
     if (sp != NULL) put(out, cap, &len, line, (size_t)(sp - line) + 1);
     put(out, cap, &len, pos, strlen(pos));
     put(out, cap, &len, "\n", 1);
-    if (site[0] == '\0' && strncmp(pos, "src/", 4) == 0)
+    if (site[0] == '\0' && strncmp(pos, "src/", 4) == 0 && !alloc_helper(line))
       snprintf(site, sitecap, "%.*s %s", sp != NULL ? (int)(sp - line) : 0, line, pos);
     shown++;
   }
