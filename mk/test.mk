@@ -56,7 +56,8 @@ check-asan: build/asan/lua-asan
 # with the core's sources compiled in, and fails the n-th allocation of a call (Lua's, the
 # core's malloc family through --wrap, libcurl's through curl_global_init_mem), for every n, once
 # and then from n on; spec/c/oom.lua checks each outcome and a fresh client after it. Under ASan
-# and UBSan with leak checking, against a sandbox of its own, stopped by the trap however the
+# and UBSan with leak checking, against a sandbox of its own (no rate limit; consent approved at
+# once, as the OAuth scenario needs a new code for every run), stopped by the trap however the
 # run ends. FLEXTELL_OOM_ONLY=get,post... and FLEXTELL_OOM_MODES=once narrow it (spec/c/oom.lua).
 OOM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
             -Wl,--wrap=curl_multi_perform,--wrap=curl_multi_info_read
@@ -67,7 +68,7 @@ build/oom/oom: spec/c/oom.c $(SRC) $(wildcard src/*.h)
 	  $(shell $(PKG_CONFIG) --libs lua5.4) $(LDLIBS) -ldl
 
 check-oom: core build/oom/oom
-	@sb=$$($(DEV_ENV) lua5.4 bin/flextell-sandbox start --rate-limit 1000000) || exit 1; \
+	@sb=$$($(DEV_ENV) lua5.4 bin/flextell-sandbox start --rate-limit 1000000 --auto-approve) || exit 1; \
 	eval "$$sb"; \
 	trap '$(DEV_ENV) lua5.4 bin/flextell-sandbox stop "$$FLEXTELL_SANDBOX_PREFIX"' EXIT; \
 	trap 'exit 130' INT TERM; \

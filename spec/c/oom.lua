@@ -119,9 +119,29 @@ assert(JSON_DECODED.k70 == 490 and JSON_DECODED.nested.a.b.c[1].d == "deep" and 
 assert(JSON_DECODED.text:find("\u{1F600}", 1, true) and JSON_DECODED.big == "123456789012345678901234567890")
 assert(#JSON_DECODED.long == 17 * 4500)
 
+-- The OAuth scenario needs a fresh authorization code for every run (a code is single use):
+-- the sandbox's consent page gives one, through its control module, with nothing failing.
+local oauth = {
+  prefix = os.getenv "FLEXTELL_SANDBOX_PREFIX",
+  client_id = os.getenv "FLEXTELL_SANDBOX_CLIENT_ID",
+  client_secret = os.getenv "FLEXTELL_SANDBOX_CLIENT_SECRET",
+  redirect_uri = os.getenv "FLEXTELL_SANDBOX_REDIRECT_URI",
+}
+
+local function authorization_code()
+  if not oauth.sb then
+    local sb, err = require("flextell.sandbox").attach(oauth.prefix)
+    oauth.sb = assert(sb, err)
+  end
+  local _, q = oauth.sb:approve(oauth.sb:authorize_url { scope = "customers:read", state = "s" })
+  assert(type(q) == "table" and q.code, "the sandbox's consent page gave no code")
+  return q.code
+end
+
 -- ---- scenarios ------------------------------------------------------------------------------
--- run() is what runs with failing allocations; check(...) gets its results afterwards and
--- returns nil when they are exactly right, or what is wrong.
+-- run(...) is what runs with failing allocations, with the values prepare() returns (nothing
+-- fails while prepare runs); check(...) gets run's results afterwards and returns nil when they
+-- are exactly right, or what is wrong.
 
 local scenarios = {
   {
@@ -257,6 +277,36 @@ local scenarios = {
     end,
   },
   {
+    name = "oauth",
+    about = "OAuth client: exchange_code, refresh (a rotated refresh token), then get with the new token",
+    enabled = oauth.prefix ~= nil and oauth.client_id ~= nil and oauth.client_secret ~= nil and
+      oauth.redirect_uri ~= nil,
+    prepare = authorization_code,
+    run = function(code)
+      local c = flextell.new { base_url = URL, client_id = oauth.client_id, client_secret = oauth.client_secret,
+                               redirect_uri = oauth.redirect_uri, on_retry = on_retry }
+      local first, err = c:exchange_code(code)
+      if not first then return nil, err end
+      local second
+      second, err = c:refresh()
+      if not second then return nil, err end
+      local data, meta = c:get("/v1/customers/1")
+      return data, meta, first, second
+    end,
+    check = function(data, meta, first, second)
+      if type(data) ~= "table" then return not_data("data", data, meta) end
+      if data.id ~= 1 then return "data.id is " .. describe(data.id) end
+      if type(first) ~= "table" or type(second) ~= "table" then return "tokens are " .. describe(first) end
+      if type(second.access_token) ~= "string" or second.access_token == first.access_token then
+        return "refresh did not give a new access token"
+      end
+      if type(second.refresh_token) ~= "string" or second.refresh_token == first.refresh_token then
+        return "refresh did not rotate the refresh token"
+      end
+      return nil
+    end,
+  },
+  {
     name = "with",
     about = "client:with{ tenant, headers }:get(\"/_echo/t\"): a derived client's copied options",
     run = function()
@@ -385,11 +435,16 @@ local wall0 = os.time()
 local summary = {}
 
 for _, sc in ipairs(scenarios) do
-  if next(only) == nil or only[sc.name] then
+  if sc.enabled == nil then sc.enabled = true end
+  if not sc.enabled then
+    io.stdout:write("  ", sc.name, ": skipped (the sandbox's FLEXTELL_SANDBOX_* OAuth variables are not set)\n")
+  end
+  local prepare = sc.prepare or function() end
+  if sc.enabled and (next(only) == nil or only[sc.name]) then
     -- the scenario must pass as it is before failures are injected into it
     retried = nil
     oom_label(string.format("scenario %s, run without failures", sc.name))
-    local base = table.pack(oom_try(math.maxinteger, false, sc.run))
+    local base = table.pack(oom_try(math.maxinteger, false, sc.run, prepare()))
     local why, whose = judge(sc, base[1], table.unpack(base, 2, base.n))
     if why then
       record(sc, "no-failure", 0, base[1], why, whose)
@@ -401,7 +456,7 @@ for _, sc in ipairs(scenarios) do
           n = n + 1
           retried = nil
           oom_label(string.format("scenario %s (%s mode), run %d", sc.name, mode, n))
-          local r = table.pack(oom_try(n, sustained, sc.run))
+          local r = table.pack(oom_try(n, sustained, sc.run, prepare()))
           local info = r[1]
           if info.injected == 0 then
             -- the whole scenario ran without reaching allocation n: the sweep is complete
