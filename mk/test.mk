@@ -56,9 +56,10 @@ check-asan: build/asan/lua-asan
 # with the core's sources compiled in, and fails the n-th allocation of a call (Lua's, the
 # core's malloc family through --wrap, libcurl's through curl_global_init_mem), for every n, once
 # and then from n on; spec/c/oom.lua checks each outcome and a fresh client after it. Under ASan
-# and UBSan with leak checking, against a sandbox of its own (no rate limit; consent approved at
-# once, as the OAuth scenario needs a new code for every run), stopped by the trap however the
-# run ends. FLEXTELL_OOM_ONLY=get,post... and FLEXTELL_OOM_MODES=once narrow it (spec/c/oom.lua).
+# and UBSan with leak checking, each scenario in a process of its own (a crash in one hides no
+# other, a leak report names one), against a sandbox of its own (no rate limit; consent approved
+# at once, as the OAuth scenario needs a new code for every run), stopped by the trap however
+# the run ends. FLEXTELL_OOM_ONLY=get,post... and FLEXTELL_OOM_MODES=once narrow it.
 OOM_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
             -Wl,--wrap=curl_multi_perform,--wrap=curl_multi_info_read
 build/oom/oom: spec/c/oom.c $(SRC) $(wildcard src/*.h)
@@ -73,10 +74,17 @@ check-oom: core build/oom/oom
 	trap '$(DEV_ENV) lua5.4 bin/flextell-sandbox stop "$$FLEXTELL_SANDBOX_PREFIX"' EXIT; \
 	trap 'exit 130' INT TERM; \
 	echo "check-oom: sandbox at $$FLEXTELL_SANDBOX_URL"; \
-	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=98 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	build/oom/oom spec/c/oom.lua lua
+	export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=98 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
+	names=$$(build/oom/oom spec/c/oom.lua lua list) && [ -n "$$names" ] || exit 1; \
+	failed=; \
+	for s in $$names; do \
+	  echo "check-oom: scenario $$s"; \
+	  FLEXTELL_OOM_ONLY=$$s build/oom/oom spec/c/oom.lua lua || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "check-oom: failed:$$failed" >&2; exit 1; fi; \
+	echo "check-oom: every scenario passed"
 
 check-valgrind: core
 	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS)

@@ -5,7 +5,8 @@
  * every allocation a call makes, one at a time, and lets a Lua script (oom.lua) check each
  * outcome.
  *
- * Usage: oom SCRIPT [LUA_DIR]   (LUA_DIR: the folder that holds flextell/init.lua; default "lua")
+ * Usage: oom SCRIPT [LUA_DIR [ARG...]]   (LUA_DIR: the folder that holds flextell/init.lua,
+ * default "lua"; the ARGs are the script's `...`)
  *
  * Three allocators draw from one count, so "the n-th allocation" means the n-th of the call,
  * wherever it happens:
@@ -475,8 +476,8 @@ int main(int argc, char **argv)
   void *warm[4];
   int status;
 
-  if (argc < 2 || argc > 3) {
-    fprintf(stderr, "usage: %s SCRIPT [LUA_DIR]\n", argv[0]);
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s SCRIPT [LUA_DIR [ARG...]]\n", argv[0]);
     return 2;
   }
   script = argv[1];
@@ -522,7 +523,11 @@ int main(int argc, char **argv)
 
   lua_pushcfunction(L, traceback);
   status = luaL_loadfile(L, script);
-  if (status == LUA_OK) status = lua_pcall(L, 0, 1, 1);
+  if (status == LUA_OK) {
+    int i;
+    for (i = 3; i < argc; i++) lua_pushstring(L, argv[i]);
+    status = lua_pcall(L, argc > 3 ? argc - 3 : 0, 1, 1);
+  }
   if (status != LUA_OK) {
     fprintf(stderr, "oom: %s\n", lua_tostring(L, -1));
   } else if (lua_isinteger(L, -1)) {

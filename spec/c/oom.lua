@@ -7,11 +7,19 @@
 -- longer works afterwards are failures. Every distinct failure is printed once (outcome, where
 -- the allocation failed, the first n that shows it); the exit status is 1 when there was one.
 --
--- Environment: FLEXTELL_SANDBOX_URL and FLEXTELL_SANDBOX_TOKEN (required);
--- FLEXTELL_OOM_ONLY=name[,name] runs only those scenarios; FLEXTELL_OOM_MODES=once|sustained;
--- FLEXTELL_OOM_LEAK_EACH=1 checks for leaks after every run (slow; finds the run that leaked).
+-- With the argument "list" it prints the names of the scenarios it would run, one a line: make
+-- check-oom runs each in a process of its own, so a crash in one hides nothing of the others and
+-- LeakSanitizer's report at exit belongs to one scenario.
+--
+-- Environment: FLEXTELL_SANDBOX_URL and FLEXTELL_SANDBOX_TOKEN (required), and for the OAuth
+-- scenario FLEXTELL_SANDBOX_PREFIX, _CLIENT_ID, _CLIENT_SECRET, _REDIRECT_URI, all as
+-- bin/flextell-sandbox start exports them; FLEXTELL_OOM_ONLY=name[,name] runs only those
+-- scenarios; FLEXTELL_OOM_MODES=once|sustained; FLEXTELL_OOM_LEAK_EACH=1 checks for leaks after
+-- every run (slow; finds the run that leaked).
 
 -- luacheck: globals oom_try oom_label oom_leaks oom_warnings
+
+local command = ...
 
 local flextell = require "flextell"
 
@@ -373,6 +381,16 @@ local function split(s)
 end
 
 local only = split(os.getenv "FLEXTELL_OOM_ONLY")
+
+if command == "list" then
+  for _, sc in ipairs(scenarios) do
+    if sc.enabled ~= false and (next(only) == nil or only[sc.name]) then io.stdout:write(sc.name, "\n") end
+  end
+  return 0
+elseif command ~= nil then
+  io.stderr:write("oom: unknown command '", tostring(command), "' (the one there is: list)\n")
+  return 2
+end
 local modes = {}
 for _, m in ipairs { "once", "sustained" } do
   local wanted = os.getenv "FLEXTELL_OOM_MODES"
