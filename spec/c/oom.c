@@ -22,8 +22,8 @@
  * Whose fault a bad outcome is depends on where libcurl ran out. In a libcurl call the core
  * makes itself (curl_easy_setopt, curl_slist_append...), the core must notice. Inside a transfer
  * (curl_multi_perform) libcurl has to say so, as CURLE_OUT_OF_MEMORY or CURLM_OUT_OF_MEMORY, and
- * libcurl 7.88 does not always: it drops a URL's query when copying it fails, and calls a failed
- * address copy "Couldn't resolve host". So curl_multi_perform and curl_multi_info_read are
+ * libcurl 7.88 does not always: it drops a URL's query when copying it fails, and reports some
+ * failures while resolving as "Couldn't resolve host name". So curl_multi_perform and curl_multi_info_read are
  * wrapped too, to tell the script whether the failure was inside a transfer and what libcurl
  * reported; the script holds the core to the policy only where libcurl told it.
  *
@@ -36,14 +36,15 @@
  * and every later one, so the raise itself and the unwinding must cope with no memory at all.
  *
  * Functions for the script:
- *   oom_after(n [, sustained])  arm: the n-th following allocation fails (and every later one)
+ *   oom_after(n [, sustained])  arm: the n-th following allocation fails (sustained: and every
+ *       later one)
  *   oom_off() -> counted, injected   disarm; how many allocations were counted and failed
  *   oom_try(n, sustained, f, ...) -> info, ...   runs f(...) under lua_pcall with the injector
  *       armed only for that call, and returns an info table followed by f's results or its
  *       error value. info: status ("ok", "errrun", "errmem", "errerr"), counted, injected; for
  *       the first failed allocation domain ("Lua", "core", "libcurl"), in_transfer (libcurl's,
  *       inside curl_multi_perform), stack and site (its first frame in src/); curl_result (the
- *       first failure libcurl reported after it, a CURLcode or CURLMcode name) and curl_oom
+ *       first failure libcurl reported after it, as libcurl's text for the code) and curl_oom
  *       (libcurl reported running out of memory)
  *   oom_label(text)   what the script is doing, printed if a sanitizer stops the process
  *   oom_leaks() -> true | false | nil   LeakSanitizer's recoverable check (nil without LSan)
