@@ -339,10 +339,14 @@ static void check_url(lua_State *L, const char *fname, const char *k, const char
   CURLU *u = curl_url();
   char *scheme = NULL, *host = NULL;
   const char *problem = NULL;
+  CURLUcode rc;
   if (u == NULL) luaL_error(L, "not enough memory");
-  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+  rc = curl_url_set(u, CURLUPART_URL, url, 0);
+  if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+  if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+  if (rc == CURLUE_OUT_OF_MEMORY) {
+    problem = "";
+  } else if (rc != CURLUE_OK) {
     problem = "is not a valid absolute URL";
   } else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
     problem = "must be an https:// URL";
@@ -354,21 +358,25 @@ static void check_url(lua_State *L, const char *fname, const char *k, const char
   curl_free(scheme);
   curl_free(host);
   curl_url_cleanup(u);
+  if (problem != NULL && *problem == '\0') luaL_error(L, "not enough memory");
   if (problem != NULL) luaL_error(L, "%s: option '%s' %s", fname, k, problem);
 }
 
-/* True when the URL's host is loopback (127.0.0.0/8, ::1, localhost). */
-int fx_url_is_loopback(const char *url)
+/* True when the URL's host is loopback (127.0.0.0/8, ::1, localhost). Raises when memory runs
+ * out: a wrong answer would send a loopback token through an environment proxy. */
+int fx_url_is_loopback(lua_State *L, const char *url)
 {
   CURLU *u = curl_url();
   char *host = NULL;
+  CURLUcode rc;
   int yes = 0;
-  if (u == NULL) return 0;
-  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-    yes = fx_host_is_loopback(host);
+  if (u == NULL) luaL_error(L, "not enough memory");
+  rc = curl_url_set(u, CURLUPART_URL, url, 0);
+  if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+  if (rc == CURLUE_OK) yes = fx_host_is_loopback(host);
   curl_free(host);
   curl_url_cleanup(u);
+  if (rc == CURLUE_OUT_OF_MEMORY) luaL_error(L, "not enough memory");
   return yes;
 }
 
@@ -493,7 +501,7 @@ static int client_new(lua_State *L)
     c->proxy_off = 1;
   }
   lua_pop(L, 1);
-  c->base_loopback = fx_url_is_loopback(c->base_url);
+  c->base_loopback = fx_url_is_loopback(L, c->base_url);
   lua_getfield(L, 1, "max_response_bytes");
   if (!lua_isnil(L, -1)) {
     lua_Integer n = fx_tointeger(L, -1);
@@ -502,8 +510,7 @@ static int client_new(lua_State *L)
   }
   lua_pop(L, 1);
 
-  S = fx_shared_new();
-  if (S == NULL) luaL_error(L, "flextell.new: could not create a libcurl multi handle");
+  S = fx_shared_new(L);
   c->shared = S;
   S->refresh_margin = 60;
   if (opt_str(L, 1, "token") != NULL && opt_str(L, 1, "access_token") != NULL)
@@ -524,7 +531,7 @@ static int client_new(lua_State *L)
   s = opt_str(L, 1, "token_url");
   if (s != NULL) check_url(L, fname, "token_url", s, allow_http);
   S->token_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/token");
-  S->token_url_loopback = fx_url_is_loopback(S->token_url);
+  S->token_url_loopback = fx_url_is_loopback(L, S->token_url);
   s = opt_str(L, 1, "authorize_url");
   if (s != NULL) check_url(L, fname, "authorize_url", s, 1);
   S->authorize_url = s ? dup_or_raise(L, s) : origin_join(L, c->base_url, "/oauth/authorize");

@@ -136,7 +136,7 @@ int fx_client_call(lua_State *L, int cidx, struct fx_spec *s);
 /* Pushes the client's hook (on_token, on_retry) and returns 1, or pushes nothing and returns 0. */
 int fx_client_push_hook(lua_State *L, int cidx, const char *name);
 int fx_host_is_loopback(const char *host);
-int fx_url_is_loopback(const char *url);
+int fx_url_is_loopback(lua_State *L, const char *url);
 int fx_token_chars_ok(const char *s);
 void flextell_client_open(lua_State *L);
 char *fx_strdup(const char *s);
@@ -181,7 +181,7 @@ void flextell_request_open(lua_State *L);
 /* transport.c */
 int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f); /* blocking; 0 ok, -1 failed */
 void fx_shared_release(lua_State *L, fx_shared *S);
-fx_shared *fx_shared_new(void);
+fx_shared *fx_shared_new(lua_State *L); /* raises */
 void fx_easy_release(fx_shared *S, CURL *easy);
 const char *fx_header_find(const fx_buf *h, const char *name, size_t *len);
 /* Reads Retry-After and X-RateLimit-* of the response in r (done after every attempt). */

@@ -88,6 +88,7 @@ typedef struct encoder {
   char *err;
   size_t errlen;
   int depth;
+  int nomem;    /* memory ran out: the caller raises, no message is built */
   int markers;  /* stack index of the marker registry table, 0 until the first table */
   int spill_ix; /* stack index of the slot reserved for the spill buffer's userdata */
   key_ref *keys;
@@ -200,7 +201,8 @@ static int out_byte(fx_buf *b, char c)
 
 static int enc_nomem(encoder *e)
 {
-  return enc_fail(e, "not enough memory");
+  e->nomem = 1;
+  return -1;
 }
 
 static int put_integer(encoder *e, lua_Integer v)
@@ -430,7 +432,7 @@ static int enc_table(encoder *e, int idx)
   int shape;
   if (e->depth >= ENC_MAXDEPTH)
     return enc_fail(e, "nested deeper than %d levels (is there a cycle?)", ENC_MAXDEPTH);
-  if (!lua_checkstack(L, 6)) return enc_fail(e, "Lua stack overflow");
+  if (!lua_checkstack(L, 6)) return enc_nomem(e); /* the depth cap keeps far below Lua's limits */
   if (e->markers == 0) {
     lua_getfield(L, LUA_REGISTRYINDEX, MARKERS_KEY);
     e->markers = lua_gettop(L);
@@ -438,6 +440,9 @@ static int enc_table(encoder *e, int idx)
   shape = table_shape(e, idx);
   if (shape < 0) return -1;
   n = (lua_Integer)lua_rawlen(L, idx);
+  e->path[e->depth].key = NULL; /* a fault before the first member names the container */
+  e->path[e->depth].klen = 0;
+  e->path[e->depth].index = 0;
   e->depth++;
   if (shape == SHAPE_ARRAY) {
     if (enc_array(e, idx, n) != 0) return -1;
@@ -529,7 +534,7 @@ static int enc_value(encoder *e, int idx)
       return 0;
     }
     if (e->markers == 0) {
-      if (!lua_checkstack(L, 2)) return enc_fail(e, "Lua stack overflow");
+      if (!lua_checkstack(L, 2)) return enc_nomem(e);
       lua_getfield(L, LUA_REGISTRYINDEX, MARKERS_KEY);
       e->markers = lua_gettop(L);
     }
@@ -565,17 +570,15 @@ int fx_json_encode(lua_State *L, int idx, const char *what, fx_buf *out, char *e
   e.nkeys = 0;
   e.capkeys = INLINE_KEYS;
   e.spill = NULL;
-  if (!lua_checkstack(L, 4)) {
-    e.spill_ix = 0;
-    return enc_fail(&e, "Lua stack overflow");
-  }
+  e.nomem = 0;
+  if (!lua_checkstack(L, 4)) return FX_JSON_NOMEM;
   lua_pushnil(L);
   e.spill_ix = lua_gettop(L);
   rc = enc_value(&e, idx);
   if (e.spill != NULL) fx_buf_free(e.spill);
   if (rc != 0) out->len = len0;
   lua_settop(L, top);
-  return rc;
+  return rc != 0 && e.nomem ? FX_JSON_NOMEM : rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -595,6 +598,7 @@ typedef struct decoder {
   char *err;
   size_t errlen;
   int base, mt, depth;
+  int nomem; /* memory ran out: the caller raises */
 } decoder;
 
 static int dec_fail(decoder *d, const char *at, const char *fmt, ...)
@@ -723,7 +727,8 @@ static int dec_string_slow(decoder *d, const unsigned char *start, const unsigne
     run = p;
   }
 nomem:
-  return dec_fail(d, (const char *)p, "not enough memory");
+  d->nomem = 1;
+  return -1;
 }
 
 /* Strings without escapes, nearly all of them, go straight from the input to Lua. */
@@ -801,7 +806,10 @@ static int dec_float(decoder *d, const char *lit, size_t litlen, int neg, const 
     fx_buf *b = d->scratch;
     char *w;
     fx_buf_clear(b);
-    if (fx_buf_reserve(b, nsig + 32) != 0) return dec_fail(d, lit, "not enough memory");
+    if (fx_buf_reserve(b, nsig + 32) != 0) {
+      d->nomem = 1;
+      return -1;
+    }
     w = b->data;
     if (neg) *w++ = '-';
     for (q = digits; q < digits_end; q++)
@@ -893,7 +901,10 @@ static int dec_literal(decoder *d, const char *word, size_t n)
 static int dec_enter(decoder *d)
 {
   if (++d->depth > DEC_MAXDEPTH) return dec_fail(d, d->p, "nested deeper than %d levels", DEC_MAXDEPTH);
-  if (!lua_checkstack(d->L, 2 * PENDING_PAIRS + 4)) return dec_fail(d, d->p, "Lua stack overflow");
+  if (!lua_checkstack(d->L, 2 * PENDING_PAIRS + 4)) { /* the depth cap keeps far below Lua's limits */
+    d->nomem = 1;
+    return -1;
+  }
   return 0;
 }
 
@@ -1070,8 +1081,9 @@ int fx_json_decode(lua_State *L, const char *s, size_t len, fx_buf *scratch, cha
   d.err = err;
   d.errlen = errlen;
   d.depth = 0;
+  d.nomem = 0;
   d.base = lua_gettop(L);
-  if (!lua_checkstack(L, 4)) return dec_fail(&d, s, "Lua stack overflow");
+  if (!lua_checkstack(L, 4)) return FX_JSON_NOMEM;
   lua_getfield(L, LUA_REGISTRYINDEX, FX_ARRAY_MT);
   d.mt = lua_gettop(L);
   if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) d.p += 3;
@@ -1086,7 +1098,7 @@ int fx_json_decode(lua_State *L, const char *s, size_t len, fx_buf *scratch, cha
   }
   if (rc != 0) {
     lua_settop(L, d.base);
-    return -1;
+    return d.nomem ? FX_JSON_NOMEM : -1;
   }
   lua_replace(L, d.mt);
   return 0;
@@ -1133,10 +1145,13 @@ static int json_encode_lua(lua_State *L)
   const char *what = luaL_optstring(L, 2, "value");
   char err[ERRLEN];
   fx_buf *b;
+  int rc;
   luaL_checkany(L, 1);
   b = state_acquire(L, st);
-  if (fx_json_encode(L, 1, what, b, err, sizeof err) != 0) {
+  rc = fx_json_encode(L, 1, what, b, err, sizeof err);
+  if (rc != 0) {
     state_release(st, b);
+    if (rc == FX_JSON_NOMEM) return luaL_error(L, "not enough memory");
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -1155,6 +1170,7 @@ static int json_decode_lua(lua_State *L)
   fx_buf *b = state_acquire(L, st);
   int rc = fx_json_decode(L, s, len, b, err, sizeof err);
   state_release(st, b);
+  if (rc == FX_JSON_NOMEM) return luaL_error(L, "not enough memory");
   if (rc != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);

@@ -640,7 +640,9 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
       if (fx_buf_add(&r->body, b, n) != 0) luaL_error(L, "not enough memory");
     } else {
       char msg[256];
-      if (fx_json_encode(L, s->body, "body", &r->body, msg, sizeof msg) != 0) {
+      int rc = fx_json_encode(L, s->body, "body", &r->body, msg, sizeof msg);
+      if (rc == FX_JSON_NOMEM) luaL_error(L, "not enough memory");
+      if (rc != 0) {
         fx_fail_set(f, "usage", "invalid_body", "%s", msg);
         return -1;
       }

@@ -65,6 +65,11 @@ static void transport_fail(lua_State *L, fx_request *r, fx_fail *f)
     /* libcurl 7.88 refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with this code: its
      * buffer has a size cap. Anything but an unfinished header block is memory running out. */
     if (r->sends == 0 || r->headers_done) luaL_error(L, "not enough memory");
+    { /* the cap, or memory? A block twice libcurl's cap tells: if it can be had, it was the cap */
+      void *probe = malloc(2 * CURL_MAX_HTTP_HEADER);
+      if (probe == NULL) luaL_error(L, "not enough memory");
+      free(probe);
+    }
     fx_fail_set(f, "limit", "headers_too_large",
                 "a response header line is larger than libcurl accepts (100 KB)");
     break;
@@ -231,6 +236,7 @@ static int decode_body(lua_State *L, fx_request *r, fx_fail *f)
   char msg[200];
   fx_buf *scratch = fx_buf_push(L);
   int rc = fx_json_decode(L, r->resp_body.data, r->resp_body.len, scratch, msg, sizeof msg);
+  if (rc == FX_JSON_NOMEM) luaL_error(L, "not enough memory");
   if (rc != 0) {
     size_t n;
     const char *ct = fx_header_find(&r->resp_headers, "content-type", &n);
@@ -447,8 +453,7 @@ int fx_finish(lua_State *L, fx_client *c, fx_request *r)
     size_t n, shown;
     const char *loc = fx_header_find(&r->resp_headers, "location", &n);
     /* the query and fragment are left out: signed URLs carry their secrets there */
-    shown = loc ? strcspn(loc, "?#") : 0;
-    if (loc && shown > n) shown = n;
+    for (shown = 0; loc != NULL && shown < n && loc[shown] != '?' && loc[shown] != '#'; shown++) {}
     fx_fail_set(&f, "protocol", "redirect", "unexpected redirect (HTTP %ld) to %.*s%s; redirects are not followed",
                 r->status, loc ? (int)(shown > 300 ? 300 : shown) : 9, loc ? loc : "(nowhere)",
                 loc && shown < n ? " (query left out)" : "");

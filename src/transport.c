@@ -34,16 +34,17 @@ static unsigned long long seed_rng(void)
   return v | 1;
 }
 
-fx_shared *fx_shared_new(void)
+fx_shared *fx_shared_new(lua_State *L)
 {
   fx_shared *S;
-  if (pthread_once(&curl_once, curl_init_once) != 0 || curl_init_result != CURLE_OK) return NULL;
+  if (pthread_once(&curl_once, curl_init_once) != 0 || curl_init_result != CURLE_OK)
+    luaL_error(L, "flextell: libcurl could not be initialised (%s)", curl_easy_strerror(curl_init_result));
   S = (fx_shared *)calloc(1, sizeof *S);
-  if (S == NULL) return NULL;
+  if (S == NULL) luaL_error(L, "not enough memory");
   S->multi = curl_multi_init();
   if (S->multi == NULL) {
     free(S);
-    return NULL;
+    luaL_error(L, "not enough memory");
   }
   S->refs = 1;
   S->rng = seed_rng();
@@ -217,6 +218,15 @@ static void raise_oom(lua_State *L, fx_request *r)
   luaL_error(L, "not enough memory");
 }
 
+/* String options are copied by libcurl, so setting one can run out of memory: then the call
+ * raises, before the handle is in the multi handle. */
+static void set_str(lua_State *L, CURL *e, CURLoption opt, const char *value)
+{
+  CURLcode rc = curl_easy_setopt(e, opt, value);
+  if (rc == CURLE_OUT_OF_MEMORY) luaL_error(L, "not enough memory");
+  if (rc != CURLE_OK) luaL_error(L, "libcurl refused an option: %s", curl_easy_strerror(rc));
+}
+
 static void start_attempt(lua_State *L, fx_request *r, double now)
 {
   fx_shared *S = r->shared;
@@ -240,7 +250,7 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
   r->tries++;
   r->attempts++;
 
-  curl_easy_setopt(e, CURLOPT_URL, r->url);
+  set_str(L, e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -255,12 +265,12 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
    * driver, whose re-send rules are the ones on_prereq enforces */
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a token never follows a redirect */
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, r->allow_http || strncmp(r->url, "http:", 5) == 0
-                                                 ? "http,https" : "https");
+  set_str(L, e, CURLOPT_PROTOCOLS_STR,
+          r->allow_http || strncmp(r->url, "http:", 5) == 0 ? "http,https" : "https");
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  set_str(L, e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
@@ -274,12 +284,12 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
     else
       curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(r->write_max_idle - 1));
   }
-  if (r->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
-  if (r->ca_path != NULL) curl_easy_setopt(e, CURLOPT_CAPATH, r->ca_path);
+  if (r->ca_file != NULL) set_str(L, e, CURLOPT_CAINFO, r->ca_file);
+  if (r->ca_path != NULL) set_str(L, e, CURLOPT_CAPATH, r->ca_path);
   if (r->proxy != NULL)
-    curl_easy_setopt(e, CURLOPT_PROXY, r->proxy);
+    set_str(L, e, CURLOPT_PROXY, r->proxy);
   else if (r->direct)
-    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even one from the environment */
+    set_str(L, e, CURLOPT_PROXY, ""); /* not even one from the environment */
   if (r->mime != NULL) {
     curl_easy_setopt(e, CURLOPT_MIMEPOST, r->mime);
   } else if (r->has_body) {
@@ -291,7 +301,7 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
   else if (strcmp(r->method, "HEAD") == 0)
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(r->method, "POST") != 0 || !r->has_body)
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    set_str(L, e, CURLOPT_CUSTOMREQUEST, r->method);
   if (!r->has_body && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
       strcmp(r->method, "DELETE") != 0 && strcmp(r->method, "OPTIONS") != 0) {
     /* POST/PUT/PATCH without a body still send Content-Length: 0 */
