@@ -1,5 +1,7 @@
 /* The baseline for `make bench`: the same GETs done with plain libcurl (one easy handle, kept
- * alive, body into a growing buffer, no JSON). Prints the seconds the loop took. */
+ * alive, body into a growing buffer, no JSON). Prints the seconds the loop took.
+ * raw_get URL TOKEN COUNT [URL2 ...]: with more than one URL, call i goes to URL number
+ * i mod (number of URLs), so a list of page URLs, given in order, replays a paged walk. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +36,18 @@ int main(int argc, char **argv)
   struct timespec t0, t1;
   char auth[512];
   CURL *e;
-  int i, n;
-  if (argc != 4) {
-    fprintf(stderr, "usage: raw_get URL TOKEN COUNT\n");
+  int i, n, nurls;
+  char **urls;
+  if (argc < 4) {
+    fprintf(stderr, "usage: raw_get URL TOKEN COUNT [URL2 ...]\n");
     return 2;
   }
   n = atoi(argv[3]);
+  nurls = argc - 3; /* argv[1], then argv[4..] */
+  urls = malloc(sizeof *urls * (size_t)nurls);
+  if (urls == NULL) return 1;
+  urls[0] = argv[1];
+  for (i = 4; i < argc; i++) urls[i - 3] = argv[i];
   curl_global_init(CURL_GLOBAL_DEFAULT);
   e = curl_easy_init();
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", argv[2]);
@@ -53,6 +61,7 @@ int main(int argc, char **argv)
   for (i = 0; i < n; i++) {
     long status = 0;
     s.n = 0;
+    if (nurls > 1) curl_easy_setopt(e, CURLOPT_URL, urls[i % nurls]);
     if (curl_easy_perform(e) != CURLE_OK) return 1;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) return 1;
@@ -62,6 +71,7 @@ int main(int argc, char **argv)
   curl_slist_free_all(h);
   curl_easy_cleanup(e);
   free(s.p);
+  free(urls);
   curl_global_cleanup();
   return 0;
 }
