@@ -103,16 +103,22 @@ if not ok or sha == "" then error("compare.lua: not a commit: " .. old) end
 local short = sha:sub(1, 12)
 local subject = capture("git log -1 --format=%s " .. sha)
 local has_call = sh("git cat-file -e " .. sha .. ":src/call.c 2>/dev/null")
+-- The code measured is src/ and lua/ as of OLD, i.e. as of the commit that last changed them:
+-- archive and build that one, so commits that touched neither share one build.
+local code = capture("git log -1 --format=%H " .. sha .. " -- src lua")
+if code == "" then code = sha end
+local code_short = code:sub(1, 12)
+local code_subject = capture("git log -1 --format=%s " .. code)
 
 -- Build the old side once per commit (a commit's files never change, so the tree is kept).
-local old_dir = "build/bench-old/" .. short
+local old_dir = "build/bench-old/" .. code_short
 if not sh("test -f " .. q(old_dir .. "/.extracted")) then
   assert(sh("rm -rf " .. q(old_dir) .. " && mkdir -p " .. q(old_dir)))
-  assert(sh("git archive " .. sha .. " src lua Makefile mk | tar -x -C " .. q(old_dir)),
+  assert(sh("git archive " .. code .. " src lua Makefile mk | tar -x -C " .. q(old_dir)),
     "compare.lua: git archive failed")
   assert(sh("touch " .. q(old_dir .. "/.extracted")))
 end
-io.stderr:write("compare.lua: building the core of ", short, " in ", old_dir, "\n")
+io.stderr:write("compare.lua: building the core of ", code_short, " in ", old_dir, "\n")
 assert(sh("make -s -C " .. q(old_dir) .. " core LUA=" .. q(LUA_NAME) .. " >&2"),
   "compare.lua: the old core did not build")
 
@@ -213,8 +219,9 @@ local tree_head = capture("git rev-parse --short=12 HEAD")
 local dirty = capture("git status --porcelain -- src lua")
 md(string.format("## make bench-compare, %s", os.date("!%Y-%m-%d %H:%M UTC")))
 md("")
-md(string.format("- old: `%s` %s (`git archive` of src, lua, Makefile, mk; built in %s)%s", short, subject,
-  old_dir, has_call and " - NOTE: this commit already has src/call.c" or ""))
+md(string.format("- old: `%s` %s%s", short, subject, has_call and " (NOTE: it already has src/call.c)" or ""))
+md(string.format("  - src/ and lua/ as last changed in `%s` %s: `git archive` of its src, lua, Makefile, mk, "
+  .. "built in %s", code_short, code_subject, old_dir))
 md(string.format("- new: the working tree (HEAD `%s`%s)", tree_head,
   dirty ~= "" and ", with uncommitted changes in src/ and lua/" or ""))
 md(string.format("- %s, blocking calls, one client and kept-alive connection per process (clock: %s); "
