@@ -286,6 +286,7 @@ local function nginx_conf(h, o, modules, root, user_root, v6)
     format("  init_by_lua_block { require(\"flextell.sandbox.app\").init(%s) }",
       lua_string(p .. "/conf/sandbox.json")),
     '  init_worker_by_lua_block { require("flextell.sandbox.app").init_worker() }',
+    '  log_by_lua_block { require("flextell.sandbox.app").finished() }',
     "  server {",
     listen(h.port, ""),
     location,
