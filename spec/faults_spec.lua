@@ -2,6 +2,7 @@
 -- many attempts the server saw, and that a POST is never sent twice when it must not be.
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("faults", function()
   local sb, client

@@ -4,6 +4,7 @@
 -- the sandbox's echo endpoint, which returns what it received) or refused before sending.
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("input", function()
   local sb, client

@@ -2,6 +2,7 @@
 -- complete (empty or one-page) list: data that is not an array, a body without data, paging
 -- fields of the wrong type, an empty cursor with more pages announced.
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("paging metadata", function()
   local sb, client

@@ -3,6 +3,7 @@
 local flextell = require "flextell"
 local core = require "flextell.core"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("OAuth", function()
   local sb

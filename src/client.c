@@ -3,10 +3,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "fx.h"
 #include "json.h"
 
@@ -35,14 +38,76 @@ double fx_wallclock(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- the shared state --------------------------------------------------------------------- */
+
+/* curl_global_init runs once per process, whichever thread (and lua_State) gets there first:
+ * hosts run many states on many threads, and libcurl 7.88's global init is not thread-safe. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static unsigned long long seed_rng(void)
+{
+  unsigned long long v = 0;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, &v, sizeof v) != (ssize_t)sizeof v) v = 0;
+    close(fd);
+  }
+  if (v == 0) v = (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)&v;
+  return v | 1;
+}
+
+fx_shared *fx_shared_new(lua_State *L)
+{
+  fx_shared *S;
+  if (pthread_once(&curl_once, curl_init_once) != 0 || curl_init_result != CURLE_OK)
+    luaL_error(L, "flextell: libcurl could not be initialised (%s)", curl_easy_strerror(curl_init_result));
+  S = (fx_shared *)calloc(1, sizeof *S);
+  if (S == NULL) luaL_error(L, "not enough memory");
+  S->refs = 1;
+  S->rng = seed_rng();
+  return S;
+}
+
+/* Overwrites a secret before freeing it, so it does not linger in freed memory. */
+static void free_secret(char **p)
+{
+  if (*p != NULL) {
+    volatile char *v = *p;
+    while (*v) *v++ = 0;
+    free(*p);
+    *p = NULL;
+  }
+}
+
+void fx_shared_release(fx_shared *S)
+{
+  if (--S->refs > 0) return;
+  free_secret(&S->access_token);
+  free_secret(&S->refresh_token);
+  free_secret(&S->client_secret);
+  free(S->token_type);
+  free(S->scope);
+  free(S->client_id);
+  free(S->redirect_uri);
+  free(S->token_url);
+  free(S->authorize_url);
+  free(S);
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-static void client_release(lua_State *L, fx_client *c)
+static void client_release(fx_client *c)
 {
   if (c->shared != NULL) {
     fx_shared *S = c->shared;
     c->shared = NULL;
-    fx_shared_release(L, S);
+    fx_shared_release(S);
   }
   free(c->base_url);
   free(c->prefix);
@@ -71,20 +136,6 @@ static fx_client *client_push(lua_State *L, int hooks_from)
   return c;
 }
 
-int fx_client_push_hook(lua_State *L, int cidx, const char *name)
-{
-  fx_getuservalue(L, cidx);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_getfield(L, -1, name);
-  lua_remove(L, -2);
-  if (lua_isfunction(L, -1)) return 1;
-  lua_pop(L, 1);
-  return 0;
-}
-
 fx_client *fx_client_at(lua_State *L, int idx)
 {
   return (fx_client *)luaL_checkudata(L, idx, FX_CLIENT_MT);
@@ -99,13 +150,21 @@ fx_client *fx_client_check(lua_State *L, int idx)
 
 static int client_gc(lua_State *L)
 {
-  client_release(L, (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT));
+  client_release((fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT));
   return 0;
 }
 
+/* Later use raises; calls in flight end with usage/closed (their transfers are taken back). */
 static int client_close(lua_State *L)
 {
-  client_release(L, (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT));
+  fx_client *c = (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT);
+  if (c->shared != NULL) {
+    fx_shared *S = c->shared;
+    c->shared = NULL; /* what the calls look at */
+    fx_loop_close_client(L, c);
+    c->shared = S;
+  }
+  client_release(c);
   return 0;
 }
 
@@ -149,6 +208,7 @@ static const opt_def client_options[] = {
   {"ca_file", OPT_STR, 0},        {"ca_path", OPT_STR, 0},
   {"proxy", OPT_PROXY, 0},        {"max_response_bytes", OPT_INT, 0},
   {"allow_http", OPT_BOOL, 0},    {"write_max_idle", OPT_INT, 1},
+  {"max_concurrency", OPT_INT, 0},
   {NULL, 0, 0}
 };
 
@@ -470,6 +530,7 @@ static int client_new(lua_State *L)
   lua_pop(L, 1);
 
   c = client_push(L, 0);
+  c->max_concurrency = 16;
   c->timeout = 30;
   c->write_max_idle = 2;
   c->connect_timeout = 10;
@@ -507,6 +568,13 @@ static int client_new(lua_State *L)
     lua_Integer n = fx_tointeger(L, -1);
     if (n <= 0) luaL_error(L, "%s: option 'max_response_bytes' must be > 0", fname);
     c->max_response_bytes = (long long)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "max_concurrency");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n = fx_tointeger(L, -1);
+    if (n < 1 || n > 1000) luaL_error(L, "%s: option 'max_concurrency' must be 1..1000", fname);
+    c->max_concurrency = (int)n;
   }
   lua_pop(L, 1);
 
@@ -559,6 +627,7 @@ static int client_with(lua_State *L)
   c->proxy_off = p->proxy_off;
   c->base_loopback = p->base_loopback;
   c->write_max_idle = p->write_max_idle;
+  c->max_concurrency = p->max_concurrency;
   c->user_agent = dup_or_raise(L, p->user_agent);
   c->tenant = p->tenant;
   c->has_tenant = p->has_tenant;
@@ -587,50 +656,54 @@ static int client_with(lua_State *L)
 
 /* ---- calls -------------------------------------------------------------------------------- */
 
-static int error_on_top(lua_State *L)
+/* Is this coroutine a task (lua/flextell/tasks.lua)? There a call is handed to the Lua driver,
+ * which yields while it is in flight; everywhere else the call is driven here, blocking. */
+int fx_in_task(lua_State *L)
 {
-  lua_pushnil(L);
-  lua_insert(L, -2);
-  return 2;
-}
-
-/* One call: refresh a token about to expire, prepare, run; on a 401 with a refreshable token,
- * refresh once (unless another call already did) and replay once; then finish. Hooks may run
- * (and close the client) inside the transport and the refresh, so the client is looked at again
- * after each of them. */
-static int client_call(lua_State *L, int cidx, fx_spec *s)
-{
-  fx_client *c = fx_client_at(L, cidx);
-  fx_fail f;
-  fx_request *r;
-  int replayed = 0, earlier = 0;
-  if (!s->no_auth && fx_oauth_before(L, cidx) != 0) return error_on_top(L);
-  for (;;) {
-    if (c->shared == NULL) {
-      fx_fail_closed(&f);
-      return fx_error_return(L, &f, NULL);
-    }
-    r = fx_request_new(L, c);
-    r->client_idx = cidx;
-    if (fx_prepare(L, c, s, r, &f) != 0) return fx_error_return(L, &f, r);
-    if (fx_transport_run(L, r, &f) != 0) return fx_error_return(L, &f, r);
-    r->attempts += earlier;
-    if (c->shared == NULL) {
-      fx_fail_closed(&f);
-      return fx_error_return(L, &f, r);
-    }
-    if (r->status != 401 || replayed || s->no_auth || !fx_oauth_can_refresh(c->shared)) break;
-    replayed = 1;
-    earlier = r->attempts;
-    if (r->token_serial == c->shared->token_serial && fx_oauth_refresh(L, cidx) != 0)
-      return error_on_top(L);
+  int yes;
+  lua_getfield(L, LUA_REGISTRYINDEX, FX_TASKS_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
   }
-  return fx_finish(L, c, r);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  yes = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return yes;
 }
 
-int fx_client_call(lua_State *L, int cidx, fx_spec *s)
+/* Prepares and starts a call of the client at 1; pushes it. 0, or -1 with nil, err pushed. */
+static int start_call(lua_State *L, fx_spec *s, int *idx)
 {
-  return client_call(L, cidx, s);
+  fx_client *c = fx_client_check(L, 1);
+  fx_fail f;
+  fx_call *r = fx_call_new(L, 1, FX_K_API);
+  *idx = lua_gettop(L);
+  if (s->multipart != 0) { /* the parts as given, for drivers that build the body themselves */
+    fx_getuservalue(L, *idx);
+    lua_pushvalue(L, s->multipart);
+    lua_setfield(L, -2, "multipart");
+    lua_pop(L, 1);
+  }
+  if (fx_prepare(L, c, s, r, &f) != 0) {
+    fx_error_return(L, &f, r);
+    return -1;
+  }
+  fx_call_start(r);
+  return 0;
+}
+
+/* A call: blocking outside a task; inside one, the call itself for the Lua driver. */
+static int client_call(lua_State *L, fx_spec *s)
+{
+  int idx;
+  if (start_call(L, s, &idx) != 0) return 2;
+  if (fx_in_task(L)) {
+    lua_pushvalue(L, idx);
+    return 1;
+  }
+  return fx_drive_blocking(L, idx);
 }
 
 /* Per-call options of get/post/...: query (delete only), headers, tenant, timeouts. */
@@ -658,7 +731,7 @@ static int call_with_body(lua_State *L, const char *method)
   s.path = luaL_checklstring(L, 2, &s.path_len);
   if (!lua_isnoneornil(L, 3)) s.body = 3;
   read_call_opts(L, 4, &s, 1);
-  return client_call(L, 1, &s);
+  return client_call(L, &s);
 }
 
 static int client_get(lua_State *L)
@@ -673,7 +746,7 @@ static int client_get(lua_State *L)
     s.query = 3;
   }
   read_call_opts(L, 4, &s, 0);
-  return client_call(L, 1, &s);
+  return client_call(L, &s);
 }
 
 static int client_delete(lua_State *L)
@@ -684,7 +757,7 @@ static int client_delete(lua_State *L)
   s.method = "DELETE";
   s.path = luaL_checklstring(L, 2, &s.path_len);
   read_call_opts(L, 3, &s, 1);
-  return client_call(L, 1, &s);
+  return client_call(L, &s);
 }
 
 static int client_post(lua_State *L) { return call_with_body(L, "POST"); }
@@ -700,7 +773,24 @@ static int client_request(lua_State *L)
   fx_spec_from_table(L, 2, &s);
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "client:request: 'path' is required");
-  return client_call(L, 1, &s);
+  return client_call(L, &s);
+}
+
+/* client:start(request) -> call: the call object for a driver of one's own (see call.c); it is
+ * not sent until the driver asks call:next(). Raises like request{}; nil, err for bad input. */
+static int client_start(lua_State *L)
+{
+  fx_spec s;
+  int idx;
+  (void)fx_client_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  fx_spec_init(&s);
+  fx_spec_from_table(L, 2, &s);
+  if (s.method == NULL) s.method = "GET";
+  if (s.path == NULL) luaL_error(L, "client:start: 'path' is required");
+  if (start_call(L, &s, &idx) != 0) return 2;
+  lua_pushvalue(L, idx);
+  return 1;
 }
 
 /* Pushes a proxy URL with its user:password replaced by <redacted> unless reveal. */
@@ -724,7 +814,7 @@ static int client_prepare(lua_State *L)
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
   fx_fail f;
-  fx_request *r;
+  fx_call *r;
   struct curl_slist *h;
   int i = 1, dropped = 1;
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -732,7 +822,7 @@ static int client_prepare(lua_State *L)
   fx_spec_from_table(L, 2, &s);
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "client:prepare: 'path' is required");
-  r = fx_request_new(L, c);
+  r = fx_call_new(L, 1, FX_K_API);
   if (fx_prepare(L, c, &s, r, &f) != 0) return fx_error_return(L, &f, r);
   lua_createtable(L, 0, 5);
   lua_pushstring(L, r->method);
@@ -786,14 +876,14 @@ static int client_prepare(lua_State *L)
 static int client_rate_limit(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
-  fx_shared *S = c->shared;
-  if (!S->rl_known) return 0;
+  fx_window *w = &c->shared->window;
+  if (!w->known) return 0;
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)S->rl_limit);
+  lua_pushinteger(L, (lua_Integer)w->limit);
   lua_setfield(L, -2, "limit");
-  lua_pushinteger(L, (lua_Integer)S->rl_remaining);
+  lua_pushinteger(L, (lua_Integer)w->remaining);
   lua_setfield(L, -2, "remaining");
-  lua_pushinteger(L, (lua_Integer)S->rl_reset);
+  lua_pushinteger(L, (lua_Integer)w->reset);
   lua_setfield(L, -2, "reset");
   return 1;
 }
@@ -819,7 +909,7 @@ static const luaL_Reg client_methods[] = {
   {"request", client_request}, {"get", client_get},         {"post", client_post},
   {"put", client_put},         {"patch", client_patch},     {"delete", client_delete},
   {"prepare", client_prepare}, {"with", client_with},       {"close", client_close},
-  {"rate_limit", client_rate_limit}, {NULL, NULL}
+  {"rate_limit", client_rate_limit}, {"start", client_start}, {NULL, NULL}
 };
 
 static const luaL_Reg client_metamethods[] = {

@@ -14,8 +14,13 @@ int luaopen_flextell_core(lua_State *L)
   flextell_buffer_open(L);
   flextell_json_open(L);
   flextell_error_open(L);
-  flextell_request_open(L);
+  flextell_call_open(L);
+  flextell_loop_open(L);
   flextell_client_open(L);
   flextell_file_open(L);
+  /* without an asynchronous resolver libcurl resolves names inside curl_multi_perform, so a
+   * step of the task scheduler can block on DNS */
+  lua_pushboolean(L, (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS) != 0);
+  lua_setfield(L, -2, "async_dns");
   return 1;
 }

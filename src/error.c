@@ -30,7 +30,7 @@ static void set_str(lua_State *L, const char *k, const char *v)
   lua_setfield(L, -2, k);
 }
 
-int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r)
+int fx_error_push(lua_State *L, const fx_fail *f, fx_call *r)
 {
   lua_createtable(L, 0, 12);
   set_str(L, "kind", f->kind);
@@ -69,7 +69,7 @@ int fx_error_push(lua_State *L, const fx_fail *f, fx_request *r)
   return 1;
 }
 
-int fx_error_return(lua_State *L, const fx_fail *f, fx_request *r)
+int fx_error_return(lua_State *L, const fx_fail *f, fx_call *r)
 {
   lua_pushnil(L);
   fx_error_push(L, f, r);

@@ -1,6 +1,7 @@
 /* OAuth 2.0 Authorization Code grant (RFC 6749) with optional PKCE S256 (RFC 7636): the token
- * state lives in C on the shared client state; refreshes go through the same call path as any
- * request (prepare, transport, finish), so they work with every transport. */
+ * state lives in C on the shared client state. A refresh or a code exchange is a call of its own
+ * (a token call, kinds FX_K_REFRESH and FX_K_EXCHANGE) on the same machinery as any request, so
+ * it works with every driver; a call that needs a fresh token runs the refresh as its child. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,7 +21,7 @@ static void wipe(char **p)
   }
 }
 
-static void push_tokens(lua_State *L, const fx_shared *S)
+void fx_oauth_push_tokens(lua_State *L, const fx_shared *S)
 {
   lua_createtable(L, 0, 5);
   if (S->access_token) {
@@ -55,35 +56,6 @@ static int push_error(lua_State *L, const char *kind, const char *code, const ch
   fx_fail_set(&f, kind, code, "%s", msg);
   fx_error_push(L, &f, NULL);
   return -1;
-}
-
-/* Tells the app about new tokens. An error in the callback is returned (the tokens in memory are
- * already the new ones, so a retry works), never swallowed; so is a client the callback closed. */
-static int notify(lua_State *L, int cidx)
-{
-  fx_client *c = fx_client_at(L, cidx);
-  fx_fail f;
-  if (c->shared == NULL) {
-    fx_fail_closed(&f);
-    fx_error_push(L, &f, NULL);
-    return -1;
-  }
-  if (!fx_client_push_hook(L, cidx, "on_token")) return 0;
-  push_tokens(L, c->shared);
-  if (lua_pcall(L, 1, 0, 0) != 0) {
-    const char *m = lua_tostring(L, -1);
-    lua_pushfstring(L, "on_token raised an error: %s", m ? m : luaL_typename(L, -1));
-    push_error(L, "usage", "on_token_error", lua_tostring(L, -1));
-    lua_remove(L, -2);
-    lua_remove(L, -2);
-    return -1;
-  }
-  if (c->shared == NULL) { /* the hook closed the client */
-    fx_fail_closed(&f);
-    fx_error_push(L, &f, NULL);
-    return -1;
-  }
-  return 0;
 }
 
 static void clear_tokens(fx_shared *S)
@@ -153,43 +125,6 @@ static int apply_tokens(lua_State *L, fx_shared *S, int idx)
   return 0;
 }
 
-/* POSTs the form table at form_idx to the token endpoint. 0 with the token response table
- * pushed, or -1 with an error pushed (kind auth for any OAuth error answer). */
-static int token_post(lua_State *L, int cidx, int form_idx, int max_retries)
-{
-  fx_client *c = fx_client_at(L, cidx);
-  fx_spec s;
-  int top = lua_gettop(L), n;
-  fx_spec_init(&s);
-  s.method = "POST";
-  s.url = c->shared->token_url;
-  s.form = form_idx;
-  s.no_auth = 1;
-  s.no_tenant = 1;
-  s.max_retries = max_retries;
-  n = fx_client_call(L, cidx, &s);
-  if (lua_isnil(L, -n)) { /* nil, err */
-    int err = lua_gettop(L);
-    lua_getfield(L, err, "status");
-    if (lua_isnumber(L, -1) && lua_tointeger(L, -1) >= 400 && lua_tointeger(L, -1) < 500) {
-      lua_pushliteral(L, "auth");
-      lua_setfield(L, err, "kind");
-    }
-    lua_pop(L, 1);
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
-    return -1;
-  }
-  lua_pushvalue(L, -n); /* data; the call left other values below its results */
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return push_error(L, "protocol", "invalid_token_response", "the token endpoint answered with no JSON object");
-  }
-  return 0;
-}
-
 static void form_set(lua_State *L, const char *k, const char *v)
 {
   if (v == NULL) return;
@@ -202,24 +137,96 @@ int fx_oauth_can_refresh(const fx_shared *S)
   return S->refresh_token != NULL && S->client_id != NULL;
 }
 
-int fx_oauth_refresh(lua_State *L, int cidx)
+/* Pushes a started token call of the client at cidx that POSTs the form at form_idx. */
+static fx_call *token_call(lua_State *L, int cidx, int form_idx, int kind, int max_retries)
 {
-  fx_client *c = fx_client_at(L, cidx);
-  fx_shared *S = c->shared;
-  int form;
-  if (!fx_oauth_can_refresh(S))
-    return push_error(L, "usage", "no_refresh_token",
-                      "cannot refresh: the client has no refresh_token and client_id");
+  fx_client *c = fx_client_check(L, cidx);
+  fx_spec s;
+  fx_fail f;
+  fx_call *r;
+  cidx = fx_absindex(L, cidx);
+  form_idx = fx_absindex(L, form_idx);
+  fx_spec_init(&s);
+  s.method = "POST";
+  s.url = c->shared->token_url;
+  s.form = form_idx;
+  s.no_auth = 1;
+  s.no_tenant = 1;
+  s.max_retries = max_retries;
+  r = fx_call_new(L, cidx, kind);
+  if (fx_prepare(L, c, &s, r, &f) != 0) luaL_error(L, "%s", f.message); /* our own form: cannot fail */
+  fx_call_start(r);
+  return r;
+}
+
+fx_call *fx_oauth_refresh_call(lua_State *L, int cidx)
+{
+  fx_shared *S = fx_client_check(L, cidx)->shared;
+  fx_call *r;
+  cidx = fx_absindex(L, cidx);
   lua_createtable(L, 0, 4);
-  form = lua_gettop(L);
   form_set(L, "grant_type", "refresh_token");
   form_set(L, "refresh_token", S->refresh_token);
   form_set(L, "client_id", S->client_id);
   form_set(L, "client_secret", S->client_secret);
-  if (token_post(L, cidx, form, -1) != 0) {
-    int err = lua_gettop(L);
+  r = token_call(L, cidx, lua_gettop(L), FX_K_REFRESH, -1);
+  lua_remove(L, -2);
+  return r;
+}
+
+static const char *static_kind(const char *k)
+{
+  static const char *const kinds[] = {"http", "auth", "limit", "network", "timeout", "tls",
+                                      "decode", "protocol", "usage", NULL};
+  int i;
+  for (i = 0; k != NULL && kinds[i] != NULL; i++)
+    if (strcmp(k, kinds[i]) == 0) return kinds[i];
+  return "auth";
+}
+
+/* The error table at idx, as an fx_fail (for the calls that waited on this refresh). */
+static void fail_from_table(lua_State *L, int idx, fx_fail *f)
+{
+  const char *code, *msg;
+  lua_getfield(L, idx, "kind");
+  lua_getfield(L, idx, "code");
+  lua_getfield(L, idx, "message");
+  code = lua_tostring(L, -2);
+  msg = lua_tostring(L, -1);
+  fx_fail_set(f, static_kind(lua_tostring(L, -3)), code, "%s", msg ? msg : "the token refresh failed");
+  lua_pop(L, 3);
+  lua_getfield(L, idx, "status");
+  f->status = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tointeger(L, -1) : 0;
+  lua_getfield(L, idx, "retry_after");
+  f->retry_after = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+  lua_getfield(L, idx, "maybe_sent");
+  f->maybe_sent = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : -1;
+  lua_pop(L, 3);
+}
+
+/* A token call's outcome: the tokens applied (on_token to be told), or its error kept in the
+ * call's user value (an OAuth error answer is kind auth; a refused refresh token clears the
+ * tokens: only a new authorization helps). A refresh also ends the shared state's refresh. */
+void fx_oauth_finish(lua_State *L, int idx)
+{
+  fx_call *r;
+  fx_shared *S;
+  int top = lua_gettop(L), err = 0, first;
+  idx = fx_absindex(L, idx);
+  r = fx_call_at(L, idx);
+  S = r->shared;
+  first = fx_finish(L, r); /* data, meta, res | nil, err */
+  first = lua_gettop(L) - first + 1;
+  if (lua_isnil(L, first)) {
+    err = first + 1;
+    lua_getfield(L, err, "status");
+    if (lua_isnumber(L, -1) && lua_tointeger(L, -1) >= 400 && lua_tointeger(L, -1) < 500) {
+      lua_pushliteral(L, "auth");
+      lua_setfield(L, err, "kind");
+    }
+    lua_pop(L, 1);
     lua_getfield(L, err, "code");
-    if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "invalid_grant") == 0 && c->shared != NULL) {
+    if (r->kind == FX_K_REFRESH && lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "invalid_grant") == 0) {
       /* expired, revoked or reused: only a new authorization helps */
       lua_pushliteral(L, "auth");
       lua_setfield(L, err, "kind");
@@ -230,65 +237,64 @@ int fx_oauth_refresh(lua_State *L, int cidx)
                       lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid_grant");
       lua_setfield(L, err, "message");
       lua_pop(L, 1);
-      clear_tokens(c->shared);
-      if (notify(L, cidx) != 0) lua_pop(L, 1); /* the refusal is the news worth returning */
+      clear_tokens(S);
+      fx_call_queue_token_hook(r);
     }
     lua_pop(L, 1);
-    lua_remove(L, form);
-    return -1;
+  } else if (!lua_istable(L, first)) {
+    push_error(L, "protocol", "invalid_token_response", "the token endpoint answered with no JSON object");
+    err = lua_gettop(L);
+  } else if (apply_tokens(L, S, first) != 0) {
+    err = lua_gettop(L);
+  } else {
+    fx_call_queue_token_hook(r);
   }
-  lua_remove(L, form);
-  if (c->shared == NULL) { /* a hook closed the client while the refresh ran */
-    fx_fail f;
+  if (err != 0) {
+    r->token_failed = 1;
+    fx_getuservalue(L, idx);
+    lua_pushvalue(L, err);
+    lua_setfield(L, -2, "err");
     lua_pop(L, 1);
-    fx_fail_closed(&f);
-    fx_error_push(L, &f, NULL);
-    return -1;
   }
-  if (apply_tokens(L, c->shared, lua_gettop(L)) != 0) {
-    lua_remove(L, -2);
-    return -1;
+  if (r->kind == FX_K_REFRESH && r->holds_refresh) {
+    r->holds_refresh = 0;
+    S->refreshing = 0;
+    S->refresh_gen++;
+    S->refresh_failed = err != 0;
+    if (err != 0) fail_from_table(L, err, &S->refresh_fail);
   }
-  lua_pop(L, 1);
-  return notify(L, cidx);
-}
-
-/* Before a call: refresh a token that is missing or about to expire. An OAuth client with no
- * token and nothing to refresh it with fails here, before anything is sent. */
-int fx_oauth_before(lua_State *L, int cidx)
-{
-  fx_shared *S = fx_client_at(L, cidx)->shared;
-  if (!fx_oauth_can_refresh(S)) {
-    if (S->access_token == NULL && S->client_id != NULL)
-      return push_error(L, "auth", "reauth_required",
-                        "the client has no access token: authorize first (client:authorize_url, "
-                        "client:exchange_code)");
-    return 0;
-  }
-  if (S->access_token != NULL &&
-      (S->expires_at <= 0 || fx_wallclock() + S->refresh_margin < S->expires_at))
-    return 0;
-  return fx_oauth_refresh(L, cidx);
+  lua_settop(L, top);
 }
 
 /* ---- methods ---------------------------------------------------------------------------------- */
 
 static int oauth_tokens(lua_State *L)
 {
-  push_tokens(L, fx_client_check(L, 1)->shared);
+  fx_oauth_push_tokens(L, fx_client_check(L, 1)->shared);
   return 1;
 }
 
+/* A token call: blocking outside a task, the call itself inside one (see client.c). */
+static int run_token_call(lua_State *L)
+{
+  int idx = lua_gettop(L);
+  if (fx_in_task(L)) return 1;
+  return fx_drive_blocking(L, idx);
+}
+
+/* client:refresh() -> tokens | nil, err */
 static int oauth_refresh(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
-  if (fx_oauth_refresh(L, 1) != 0) {
+  lua_settop(L, 1);
+  if (!fx_oauth_can_refresh(c->shared)) {
+    push_error(L, "usage", "no_refresh_token", "cannot refresh: the client has no refresh_token and client_id");
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
   }
-  push_tokens(L, c->shared); /* notify() checked that the client is still open */
-  return 1;
+  fx_oauth_refresh_call(L, 1);
+  return run_token_call(L);
 }
 
 static void random_token(lua_State *L, size_t nbytes)
@@ -507,23 +513,8 @@ static int oauth_exchange_code(lua_State *L)
   form_set(L, "client_secret", S->client_secret);
   form_set(L, "code_verifier", verifier);
   /* never retried: a code is single use, a second try can only fail or look like a replay */
-  if (token_post(L, 1, form, 0) != 0) {
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    return 2;
-  }
-  if (c->shared == NULL) { /* on_retry closed the client */
-    fx_fail f;
-    fx_fail_closed(&f);
-    return fx_error_return(L, &f, NULL);
-  }
-  if (apply_tokens(L, c->shared, lua_gettop(L)) != 0 || notify(L, 1) != 0) {
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    return 2;
-  }
-  push_tokens(L, c->shared);
-  return 1;
+  token_call(L, 1, form, FX_K_EXCHANGE, 0);
+  return run_token_call(L);
 }
 
 /* core.pkce_challenge(verifier): base64url(SHA-256(verifier)), exposed for tests and tools. */

@@ -88,55 +88,6 @@ void fx_spec_from_table(lua_State *L, int idx, fx_spec *s)
     luaL_error(L, "give only one of 'body', 'form' and 'multipart'");
 }
 
-/* ---- the request object --------------------------------------------------------------------- */
-
-static int request_gc(lua_State *L)
-{
-  fx_request *r = (fx_request *)luaL_checkudata(L, 1, FX_REQUEST_MT);
-  if (r->easy != NULL) {
-    if (r->state == FX_RUNNING) curl_multi_remove_handle(r->shared->multi, r->easy);
-    if (r->mime != NULL) curl_easy_setopt(r->easy, CURLOPT_MIMEPOST, NULL);
-    fx_easy_release(r->shared, r->easy);
-    r->easy = NULL;
-  }
-  curl_mime_free(r->mime);
-  r->mime = NULL;
-  curl_slist_free_all(r->headers);
-  r->headers = NULL;
-  free(r->url);
-  free(r->ca_file);
-  free(r->ca_path);
-  free(r->proxy);
-  r->url = r->ca_file = r->ca_path = r->proxy = NULL;
-  fx_buf_free(&r->body);
-  fx_buf_free(&r->resp_body);
-  fx_buf_free(&r->resp_headers);
-  if (r->shared != NULL) {
-    fx_shared_release(L, r->shared);
-    r->shared = NULL;
-  }
-  return 0;
-}
-
-fx_request *fx_request_new(lua_State *L, fx_client *c)
-{
-  fx_request *r = (fx_request *)fx_newuserdata(L, sizeof *r, 0);
-  memset(r, 0, sizeof *r);
-  r->retry_after = -1;
-  luaL_setmetatable(L, FX_REQUEST_MT);
-  r->shared = c->shared;
-  r->shared->refs++;
-  r->ca_file = fx_strdup(c->ca_file);
-  r->ca_path = fx_strdup(c->ca_path);
-  r->proxy = fx_strdup(c->proxy);
-  if ((c->ca_file && !r->ca_file) || (c->ca_path && !r->ca_path) || (c->proxy && !r->proxy))
-    luaL_error(L, "not enough memory");
-  r->allow_http = c->allow_http;
-  r->write_max_idle = c->write_max_idle;
-  r->max_response_bytes = c->max_response_bytes;
-  return r;
-}
-
 /* ---- encoding helpers ----------------------------------------------------------------------- */
 
 static int unreserved(unsigned char ch)
@@ -392,7 +343,7 @@ static void header_set(lua_State *L, struct curl_slist **list, const char *line)
 }
 
 /* Sets "Name: value" for a header the library itself adds (always valid: checked values). */
-static void header_put(lua_State *L, fx_request *r, const char *name, const char *value)
+static void header_put(lua_State *L, fx_call *r, const char *name, const char *value)
 {
   fx_header_push_line(L, name, strlen(name), value);
   header_set(L, &r->headers, lua_tostring(L, -1));
@@ -441,7 +392,7 @@ int fx_headers_from_table(lua_State *L, int idx, struct curl_slist **list, char 
   return 0;
 }
 
-static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
+static int call_headers(lua_State *L, int idx, fx_call *r, fx_fail *f)
 {
   char msg[200];
   if (fx_headers_from_table(L, idx, &r->headers, msg, sizeof msg) == 0) return 0;
@@ -451,14 +402,14 @@ static int call_headers(lua_State *L, int idx, fx_request *r, fx_fail *f)
 
 /* ---- bodies --------------------------------------------------------------------------------- */
 
-static int form_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
+static int form_body(lua_State *L, int idx, fx_call *r, fx_fail *f)
 {
   fx_buf_clear(&r->body);
   r->has_body = 1;
   return fx_append_query(L, idx, &r->body, "form", f);
 }
 
-static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
+static int multipart_body(lua_State *L, int idx, fx_call *r, fx_fail *f)
 {
   curl_mime *mime = curl_mime_init(r->easy);
   if (mime == NULL) luaL_error(L, "not enough memory");
@@ -537,7 +488,7 @@ static int multipart_body(lua_State *L, int idx, fx_request *r, fx_fail *f)
 /* ---- prepare -------------------------------------------------------------------------------- */
 
 static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_len,
-                     const char *url_override, int query, fx_request *r, fx_fail *f)
+                     const char *url_override, int query, fx_call *r, fx_fail *f)
 {
   fx_buf *u;
   size_t i, n = path ? strlen(path) : 0;
@@ -592,7 +543,7 @@ static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_l
   return 0;
 }
 
-int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_fail *f)
+int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_call *r, fx_fail *f)
 {
   fx_shared *S = c->shared;
   size_t i, mlen = strlen(s->method);
@@ -607,13 +558,14 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
     r->method[i] = (char)toupper((unsigned char)s->method[i]);
   }
   r->method[mlen] = '\0';
-  r->idempotent = strcmp(r->method, "POST") != 0 && strcmp(r->method, "PATCH") != 0;
-  r->timeout = s->timeout > 0 ? s->timeout : c->timeout;
+  r->pol.idempotent = strcmp(r->method, "POST") != 0 && strcmp(r->method, "PATCH") != 0;
+  r->pol.timeout = s->timeout > 0 ? s->timeout : c->timeout;
+  r->pol.pace = c->pace;
+  r->pol.max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
+  r->pol.deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the call starts */
   r->connect_timeout = c->connect_timeout;
   r->stall_timeout = c->stall_timeout;
-  r->pace = c->pace;
-  r->max_retries = s->max_retries >= 0 ? s->max_retries : c->max_retries;
-  r->deadline = s->deadline > 0 ? s->deadline : c->deadline; /* relative until the run starts */
+  r->no_auth = s->no_auth;
   /* environment proxies are honoured, except for loopback hosts or with proxy = false */
   r->direct = c->proxy == NULL && (c->proxy_off || (s->url ? S->token_url_loopback : c->base_loopback));
 
@@ -622,11 +574,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   header_put(L, r, "Accept", "application/json");
   header_put(L, r, "User-Agent", c->user_agent);
   r->token_serial = S->token_serial;
-  if (!s->no_auth && S->access_token != NULL) {
-    lua_pushfstring(L, "Bearer %s", S->access_token);
-    header_put(L, r, "Authorization", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
+  if (!s->no_auth && S->access_token != NULL) fx_call_set_auth(L, r, S->access_token);
   has_tenant = s->has_tenant ? 1 : (s->no_tenant ? 0 : c->has_tenant);
   if (has_tenant) {
     snprintf(tenant, sizeof tenant, "%lld", s->has_tenant ? s->tenant : c->tenant);
@@ -653,8 +601,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
     if (form_body(L, s->form, r, f) != 0) return -1;
     header_put(L, r, "Content-Type", "application/x-www-form-urlencoded");
   } else if (s->multipart != 0) {
-    if (r->easy == NULL) r->easy = S->nidle > 0 ? S->idle[--S->nidle] : curl_easy_init();
-    if (r->easy == NULL) luaL_error(L, "not enough memory");
+    if (r->easy == NULL) r->easy = fx_loop_take_easy(L); /* a mime body belongs to a handle */
     if (multipart_body(L, s->multipart, r, f) != 0) return -1;
   }
   for (h = c->headers; h != NULL; h = h->next) header_set(L, &r->headers, h->data);
@@ -668,10 +615,17 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r, fx_f
   return 0;
 }
 
-void flextell_request_open(lua_State *L)
+/* Sets (or removes, with NULL) the Authorization header: before each send, from the token of
+ * that moment. */
+void fx_call_set_auth(lua_State *L, fx_call *r, const char *token)
 {
-  luaL_newmetatable(L, FX_REQUEST_MT);
-  lua_pushcfunction(L, request_gc);
-  lua_setfield(L, -2, "__gc");
+  if (token == NULL) {
+    header_remove(&r->headers, "Authorization", 13);
+    r->has_auth = 0;
+    return;
+  }
+  lua_pushfstring(L, "Bearer %s", token);
+  header_put(L, r, "Authorization", lua_tostring(L, -1));
   lua_pop(L, 1);
+  r->has_auth = 1;
 }

@@ -30,102 +30,26 @@ static const char *reason(long status)
 
 /* ---- transport failures --------------------------------------------------------------------- */
 
-static void transport_fail(lua_State *L, fx_request *r, fx_fail *f)
+/* A failure outcome (decide.h's code) as an error: the kind goes with the code. */
+void fx_failure_to_fail(const fx_call *r, fx_fail *f)
 {
-  const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
-  if (r->too_large) {
-    fx_fail_set(f, "limit", "response_too_large", "the response body is larger than max_response_bytes (%lld)",
-                r->max_response_bytes);
-    return;
+  const char *kind;
+  switch (r->out.failure) {
+  case FX_F_CONNECT_TIMEOUT:
+  case FX_F_TIMEOUT:
+  case FX_F_STALLED: kind = "timeout"; break;
+  case FX_F_TLS_VERIFY:
+  case FX_F_TLS:
+  case FX_F_TLS_SETUP: kind = "tls"; break;
+  case FX_F_BAD_RESPONSE: kind = "protocol"; break;
+  case FX_F_TOO_LARGE:
+  case FX_F_HEADERS_TOO_LARGE: kind = "limit"; break;
+  case FX_F_CANCELLED: kind = "usage"; break;
+  default: kind = "network"; break;
   }
-  if (r->headers_too_large) {
-    fx_fail_set(f, "limit", "headers_too_large", "the response headers are larger than %d bytes",
-                FX_MAX_HEADER_BYTES);
-    return;
-  }
-  if (r->resend_refused) {
-    fx_fail_set(f, "network", "empty_reply",
-                "the server closed the kept-alive connection without an answer; the %s may have been "
-                "processed, so it was not sent again", r->method);
-    f->maybe_sent = 1;
-    return;
-  }
-  if (r->connect_code >= 300) {
-    fx_fail_set(f, "network", "proxy_refused", "the proxy refused to open a tunnel to the API (CONNECT answered %ld)",
-                r->connect_code);
-    f->maybe_sent = 0;
-    return;
-  }
-  switch (r->result) {
-  case CURLE_FILESIZE_EXCEEDED:
-    fx_fail_set(f, "limit", "response_too_large", "the response body is larger than max_response_bytes (%lld)",
-                r->max_response_bytes);
-    break;
-  case CURLE_OUT_OF_MEMORY:
-    /* libcurl 7.88 refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with this code: its
-     * buffer has a size cap. Anything but an unfinished header block is memory running out. */
-    if (r->sends == 0 || r->headers_done) luaL_error(L, "not enough memory");
-    { /* the cap, or memory? A block twice libcurl's cap tells: if it can be had, it was the cap */
-      void *probe = malloc(2 * CURL_MAX_HTTP_HEADER);
-      if (probe == NULL) luaL_error(L, "not enough memory");
-      free(probe);
-    }
-    fx_fail_set(f, "limit", "headers_too_large",
-                "a response header line is larger than libcurl accepts (100 KB)");
-    break;
-  case CURLE_OPERATION_TIMEDOUT:
-    if (r->stalled)
-      fx_fail_set(f, "timeout", "stalled", "no data from the server for %.0f seconds", r->stall_timeout);
-    else if (r->sends == 0) /* never got as far as sending: connect, TLS handshake, proxy */
-      fx_fail_set(f, "timeout", "connect_timeout", "%s", detail);
-    else
-      fx_fail_set(f, "timeout", "timeout", "%s", detail);
-    break;
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-    fx_fail_set(f, "network", "resolve_failed", "%s", detail);
-    break;
-  case CURLE_COULDNT_CONNECT:
-    fx_fail_set(f, "network", "connect_failed", "%s", detail);
-    break;
-  case CURLE_SEND_ERROR:
-    fx_fail_set(f, "network", "send_failed", "%s", detail);
-    break;
-  case CURLE_RECV_ERROR:
-    fx_fail_set(f, "network", "connection_reset", "%s", detail);
-    break;
-  case CURLE_GOT_NOTHING:
-    fx_fail_set(f, "network", "empty_reply", "%s", detail);
-    break;
-  case CURLE_PARTIAL_FILE:
-    fx_fail_set(f, "network", "truncated_body", "%s", detail);
-    break;
-  case CURLE_PEER_FAILED_VERIFICATION:
-    fx_fail_set(f, "tls", "tls_verify_failed", "%s", detail);
-    break;
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_SSL_CERTPROBLEM:
-  case CURLE_SSL_CIPHER:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_CRL_BADFILE:
-  case CURLE_SSL_ENGINE_NOTFOUND:
-  case CURLE_SSL_ENGINE_SETFAILED:
-  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-  case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_SHUTDOWN_FAILED:
-    fx_fail_set(f, "tls", "tls_error", "%s", detail);
-    break;
-  case CURLE_UNSUPPORTED_PROTOCOL: /* the answer was not HTTP/1.x: HTTP/0.9 or garbage */
-  case CURLE_WEIRD_SERVER_REPLY:
-  case CURLE_BAD_CONTENT_ENCODING:
-    fx_fail_set(f, "protocol", "bad_response", "%s", detail);
-    break;
-  default:
-    fx_fail_set(f, "network", "transport_error", "%s", detail);
-    break;
-  }
-  f->maybe_sent = r->sends > 0;
+  fx_fail_set(f, kind, fx_failure_code(r->out.failure), "%s", r->detail);
+  f->maybe_sent = r->out.maybe_sent;
+  if (r->out.failure == FX_F_TOO_LARGE || r->out.failure == FX_F_HEADERS_TOO_LARGE) f->maybe_sent = -1;
 }
 
 /* ---- headers and rate limits ---------------------------------------------------------------- */
@@ -168,7 +92,7 @@ static void push_headers(lua_State *L, const fx_buf *h)
   }
 }
 
-static int push_rate_limit(lua_State *L, const fx_request *r)
+static int push_rate_limit(lua_State *L, const fx_call *r)
 {
   if (!r->rl_known) return 0;
   lua_createtable(L, 0, 3);
@@ -181,7 +105,7 @@ static int push_rate_limit(lua_State *L, const fx_request *r)
   return 1;
 }
 
-static void push_res(lua_State *L, fx_request *r)
+static void push_res(lua_State *L, fx_call *r)
 {
   size_t n;
   const char *rid;
@@ -231,7 +155,7 @@ static int json_type(const char *ct, size_t n)
 }
 
 /* Decodes the body; on failure sets f (kind decode) and pushes nothing. */
-static int decode_body(lua_State *L, fx_request *r, fx_fail *f)
+static int decode_body(lua_State *L, fx_call *r, fx_fail *f)
 {
   char msg[200];
   fx_buf *scratch = fx_buf_push(L);
@@ -387,7 +311,7 @@ static int push_success(lua_State *L, int body, fx_fail *f)
 
 /* HTTP error: fills f from an API error body {error, message} when there is one, and leaves
  * the decoded body on the stack (*body_idx) for err.body. */
-static void http_fail(lua_State *L, fx_request *r, fx_fail *f, int *body_idx)
+static void http_fail(lua_State *L, fx_call *r, fx_fail *f, int *body_idx)
 {
   const char *kind = r->status == 401 ? "auth" : r->status == 429 ? "limit" : "http";
   const char *code = r->status == 429 ? "rate_limit_exceeded" : r->status == 401 ? "unauthorized" : NULL;
@@ -420,12 +344,11 @@ static void http_fail(lua_State *L, fx_request *r, fx_fail *f, int *body_idx)
   lua_pop(L, 2);
 }
 
-int fx_finish(lua_State *L, fx_client *c, fx_request *r)
+int fx_finish(lua_State *L, fx_call *r)
 {
   fx_fail f;
-  (void)c;
-  if (r->result != CURLE_OK) {
-    transport_fail(L, r, &f);
+  if (r->out.failure != FX_F_NONE) {
+    fx_failure_to_fail(r, &f);
     r->status = 0; /* no complete response */
     return fx_error_return(L, &f, r);
   }

@@ -1,102 +1,19 @@
-/* Transport: libcurl on the client's multi handle. A blocking call starts its transfer and
- * drives the multi handle until the call is done; backoff waits between attempts are timers in
- * that same loop. Callbacks only fill C buffers owned by the request; no Lua runs inside them. */
+/* Transport: one libcurl transfer of a call (the "send" step for the libcurl driver). It sets
+ * the easy handle up from the prepared call, and when the transfer ends it reports an answer
+ * or a neutral failure (decide.h's codes, with whether the request may have been sent) to the
+ * call. Callbacks only fill C buffers owned by the call; no Lua runs inside them. */
 #include <ctype.h>
-#include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
 #include "fx.h"
-
-/* curl_global_init runs once per process, whichever thread (and lua_State) gets there first:
- * hosts run many states on many threads, and libcurl 7.88's global init is not thread-safe. */
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init_once(void)
-{
-  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static unsigned long long seed_rng(void)
-{
-  unsigned long long v = 0;
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    if (read(fd, &v, sizeof v) != (ssize_t)sizeof v) v = 0;
-    close(fd);
-  }
-  if (v == 0) v = (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)&v;
-  return v | 1;
-}
-
-fx_shared *fx_shared_new(lua_State *L)
-{
-  fx_shared *S;
-  if (pthread_once(&curl_once, curl_init_once) != 0 || curl_init_result != CURLE_OK)
-    luaL_error(L, "flextell: libcurl could not be initialised (%s)", curl_easy_strerror(curl_init_result));
-  S = (fx_shared *)calloc(1, sizeof *S);
-  if (S == NULL) luaL_error(L, "not enough memory");
-  S->multi = curl_multi_init();
-  if (S->multi == NULL) {
-    free(S);
-    luaL_error(L, "not enough memory");
-  }
-  S->refs = 1;
-  S->rng = seed_rng();
-  return S;
-}
-
-/* Overwrites a secret before freeing it, so it does not linger in freed memory. */
-static void free_secret(char **p)
-{
-  if (*p != NULL) {
-    volatile char *v = *p;
-    while (*v) *v++ = 0;
-    free(*p);
-    *p = NULL;
-  }
-}
-
-void fx_shared_release(lua_State *L, fx_shared *S)
-{
-  int i;
-  (void)L;
-  if (--S->refs > 0) return;
-  for (i = 0; i < S->nidle; i++) curl_easy_cleanup(S->idle[i]);
-  S->nidle = 0;
-  curl_multi_cleanup(S->multi);
-  free_secret(&S->access_token);
-  free_secret(&S->refresh_token);
-  free_secret(&S->client_secret);
-  free(S->token_type);
-  free(S->scope);
-  free(S->client_id);
-  free(S->redirect_uri);
-  free(S->token_url);
-  free(S->authorize_url);
-  free(S);
-}
-
-void fx_easy_release(fx_shared *S, CURL *easy)
-{
-  if (S->nidle < FX_POOL_SIZE) {
-    curl_easy_reset(easy);
-    S->idle[S->nidle++] = easy;
-  } else {
-    curl_easy_cleanup(easy);
-  }
-}
 
 /* ---- callbacks: C memory only --------------------------------------------------------------- */
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-  fx_request *r = (fx_request *)ud;
+  fx_call *r = (fx_call *)ud;
   size_t len = size * n;
   r->last_activity = fx_now();
   if ((long long)(r->resp_body.len + len) > r->max_response_bytes) {
@@ -112,7 +29,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-  fx_request *r = (fx_request *)ud;
+  fx_call *r = (fx_call *)ud;
   size_t len = size * n;
   r->last_activity = fx_now();
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new block: 1xx, proxies */
@@ -140,13 +57,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
  * fails before this ever ran certainly sent nothing. */
 static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port)
 {
-  fx_request *r = (fx_request *)ud;
+  fx_call *r = (fx_call *)ud;
   (void)remote_ip;
   (void)local_ip;
   (void)remote_port;
   (void)local_port;
   if (r->sends > 0) {
-    if (!r->idempotent) {
+    if (!r->pol.idempotent) {
       r->resend_refused = 1;
       return CURL_PREREQFUNC_ABORT;
     }
@@ -197,25 +114,11 @@ static double parse_retry_after(const fx_buf *h)
   }
 }
 
-/* ---- one attempt ---------------------------------------------------------------------------- */
+/* ---- the transfer ---------------------------------------------------------------------------- */
 
 static long ms(double s)
 {
   return s <= 0 ? 1 : (long)(s * 1000 + 0.5);
-}
-
-/* Takes the transfer out of the multi handle, so nothing libcurl holds points at the request. */
-static void detach(fx_request *r)
-{
-  if (r->state == FX_RUNNING && r->easy != NULL) curl_multi_remove_handle(r->shared->multi, r->easy);
-  r->state = FX_DONE;
-}
-
-/* Raises "not enough memory" after ending the transfer cleanly (the one out-of-memory policy). */
-static void raise_oom(lua_State *L, fx_request *r)
-{
-  detach(r);
-  luaL_error(L, "not enough memory");
 }
 
 /* String options are copied by libcurl, so setting one can run out of memory: then the call
@@ -227,28 +130,21 @@ static void set_str(lua_State *L, CURL *e, CURLoption opt, const char *value)
   if (rc != CURLE_OK) luaL_error(L, "libcurl refused an option: %s", curl_easy_strerror(rc));
 }
 
-static void start_attempt(lua_State *L, fx_request *r, double now)
+CURL *fx_transport_start(lua_State *L, fx_call *r, CURL *e)
 {
-  fx_shared *S = r->shared;
-  CURL *e = r->easy;
-  double timeout = r->timeout;
-  if (e == NULL) {
-    e = S->nidle > 0 ? S->idle[--S->nidle] : curl_easy_init();
-    if (e == NULL) luaL_error(L, "not enough memory");
-    r->easy = e;
-  }
-  if (r->deadline > 0 && r->deadline - now < timeout) timeout = r->deadline - now;
+  double now = fx_now(), timeout = r->pol.timeout, left = fx_time_left(&r->pol, now);
+  if (left < timeout) timeout = left;
+  r->easy = e;
   fx_buf_clear(&r->resp_body);
   fx_buf_clear(&r->resp_headers);
   r->status = 0;
   r->too_large = r->headers_too_large = r->stalled = 0;
-  r->sends = r->resent = r->resend_refused = r->headers_done = 0;
+  r->sends = r->resent = r->resend_refused = r->headers_done = r->oom = 0;
   r->last_activity = now;
   r->errbuf[0] = '\0';
   r->retry_after = -1;
   r->connect_code = 0;
-  r->tries++;
-  r->attempts++;
+  r->rl_known = 0;
 
   set_str(L, e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
@@ -275,7 +171,7 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response_bytes);
-  if (!r->idempotent) {
+  if (!r->pol.idempotent) {
     /* A write goes on a connection that idled less than write_max_idle seconds, or on a new one:
      * a server closing an idle connection as the write arrives is what makes libcurl want to
      * re-send, which on_prereq then has to refuse. (libcurl compares whole idle seconds.) */
@@ -308,76 +204,116 @@ static void start_attempt(lua_State *L, fx_request *r, double now)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
   }
-  if (curl_multi_add_handle(S->multi, e) != CURLM_OK) luaL_error(L, "not enough memory");
-  r->state = FX_RUNNING;
+  return e;
 }
 
-/* Failures before the request went on the wire, where trying again cannot write twice:
- * libcurl never reached the send (name resolution, connect, proxy tunnel, TLS handshake). TLS
- * verification failures are left out: they will not change by trying again. */
-static int retry_unsent(fx_request *r)
+/* libcurl 7.88 refuses a header line over 100 KB (CURL_MAX_HTTP_HEADER) with
+ * CURLE_OUT_OF_MEMORY, as it would memory running out: a block twice the cap that can be had
+ * says it was the cap. */
+static int header_cap_hit(fx_call *r)
 {
-  if (r->sends > 0) return 0;
-  switch (r->result) {
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_OPERATION_TIMEDOUT:
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_RECV_ERROR: /* a connection reset during the TLS handshake */
-  case CURLE_SEND_ERROR:
-    return 1;
-  default:
-    return 0;
+  void *probe;
+  if (r->sends == 0 || r->headers_done) return 0;
+  probe = malloc(2 * CURL_MAX_HTTP_HEADER);
+  if (probe == NULL) return 0;
+  free(probe);
+  return 1;
+}
+
+void fx_transport_done(lua_State *L, int idx, CURLcode result)
+{
+  fx_call *r = fx_call_at(L, idx);
+  const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(result);
+  char text[256];
+  fx_failure fl;
+  int maybe_sent = r->sends > 0;
+  r->result = result;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_CONNECTCODE, &r->connect_code);
+  if (r->oom) { /* a callback ran out: the one policy, raise (the call's result raises too) */
+    r->raise_oom = 1;
+    luaL_error(L, "not enough memory");
   }
-}
-
-static int retryable(fx_request *r)
-{
-  if (r->result != CURLE_OK) {
-    if (r->too_large || r->headers_too_large || r->oom || r->resend_refused) return 0;
-    if (r->stalled && !r->idempotent) return 0;
-    if (retry_unsent(r)) {
-      snprintf(r->retry_reason, sizeof r->retry_reason, "not sent: %s", curl_easy_strerror(r->result));
-      return 1;
-    }
-    if (!r->idempotent) return 0;
-    switch (r->result) {
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
+  if (result == CURLE_OK) {
+    fx_call_answered(L, idx);
+    return;
+  }
+  if (r->too_large || result == CURLE_FILESIZE_EXCEEDED) {
+    fl = FX_F_TOO_LARGE;
+    snprintf(text, sizeof text, "the response body is larger than max_response_bytes (%lld)",
+             r->max_response_bytes);
+    detail = text;
+  } else if (r->headers_too_large) {
+    fl = FX_F_HEADERS_TOO_LARGE;
+    snprintf(text, sizeof text, "the response headers are larger than %d bytes", FX_MAX_HEADER_BYTES);
+    detail = text;
+  } else if (r->resend_refused) {
+    fl = FX_F_RESEND_REFUSED;
+    snprintf(text, sizeof text,
+             "the server closed the kept-alive connection without an answer; the %s may have been "
+             "processed, so it was not sent again", r->method);
+    detail = text;
+  } else if (r->connect_code >= 300) {
+    fl = FX_F_PROXY_REFUSED;
+    maybe_sent = 0;
+    snprintf(text, sizeof text, "the proxy refused to open a tunnel to the API (CONNECT answered %ld)",
+             r->connect_code);
+    detail = text;
+  } else {
+    switch (result) {
+    case CURLE_OUT_OF_MEMORY:
+      if (!header_cap_hit(r)) {
+        r->raise_oom = 1;
+        luaL_error(L, "not enough memory");
+      }
+      fl = FX_F_HEADERS_TOO_LARGE;
+      detail = "a response header line is larger than libcurl accepts (100 KB)";
+      break;
     case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_UNSUPPORTED_PROTOCOL: /* an answer that is not HTTP/1.x (HTTP/0.9, garbage) */
+      if (r->stalled) {
+        fl = FX_F_STALLED;
+        snprintf(text, sizeof text, "no data from the server for %.0f seconds", r->stall_timeout);
+        detail = text;
+      } else {
+        fl = r->sends == 0 ? FX_F_CONNECT_TIMEOUT : FX_F_TIMEOUT; /* connect, proxy, TLS handshake */
+      }
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: fl = FX_F_RESOLVE; break;
+    case CURLE_COULDNT_CONNECT: fl = FX_F_CONNECT; break;
+    case CURLE_SEND_ERROR: fl = FX_F_SEND; break;
+    case CURLE_RECV_ERROR: fl = FX_F_RESET; break;
+    case CURLE_GOT_NOTHING: fl = FX_F_EMPTY; break;
+    case CURLE_PARTIAL_FILE: fl = FX_F_TRUNCATED; break;
+    case CURLE_PEER_FAILED_VERIFICATION: fl = FX_F_TLS_VERIFY; break;
+    case CURLE_SSL_CONNECT_ERROR: fl = FX_F_TLS; break;
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED: fl = FX_F_TLS_SETUP; break;
+    case CURLE_UNSUPPORTED_PROTOCOL: /* the answer was not HTTP/1.x: HTTP/0.9 or garbage */
     case CURLE_WEIRD_SERVER_REPLY:
-      snprintf(r->retry_reason, sizeof r->retry_reason, "%s", curl_easy_strerror(r->result));
-      return 1;
-    default:
-      return 0;
+    case CURLE_BAD_CONTENT_ENCODING: fl = FX_F_BAD_RESPONSE; break;
+    default: fl = FX_F_OTHER; break;
     }
   }
-  if (r->status == 429 || r->status == 503 ||
-      (r->idempotent && (r->status == 500 || r->status == 502 || r->status == 504))) {
-    snprintf(r->retry_reason, sizeof r->retry_reason, "HTTP %ld", r->status);
-    return 1;
-  }
-  return 0;
+  fx_call_failed(L, idx, fl, maybe_sent, detail);
 }
 
-/* Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-1))]. */
-static double backoff(fx_request *r)
+void fx_transport_stalled(lua_State *L, int idx)
 {
-  fx_shared *S = r->shared;
-  double cap = 0.25, u;
-  int i;
-  for (i = 1; i < r->tries && cap < 8; i++) cap *= 2;
-  if (cap > 8) cap = 8;
-  S->rng ^= S->rng << 13;
-  S->rng ^= S->rng >> 7;
-  S->rng ^= S->rng << 17;
-  u = (double)(S->rng >> 11) / 9007199254740992.0;
-  return cap * u;
+  fx_call *r = fx_call_at(L, idx);
+  r->stalled = 1;
+  fx_transport_done(L, idx, CURLE_OPERATION_TIMEDOUT);
 }
+
+/* ---- the answer's headers --------------------------------------------------------------------- */
 
 static int header_int(const fx_buf *h, const char *name, long long *out)
 {
@@ -394,213 +330,17 @@ static int header_int(const fx_buf *h, const char *name, long long *out)
 }
 
 /* X-RateLimit-*: kept on the request (res.rate_limit) and the client (pacing, rate_limit()). */
-static void note_rate_limit(fx_request *r)
+/* X-RateLimit-*: kept on the call (res.rate_limit); the call passes them to the window. */
+static void note_rate_limit(fx_call *r)
 {
-  fx_shared *S = r->shared;
   r->rl_known = header_int(&r->resp_headers, "x-ratelimit-limit", &r->rl_limit) &&
                 header_int(&r->resp_headers, "x-ratelimit-remaining", &r->rl_remaining) &&
                 header_int(&r->resp_headers, "x-ratelimit-reset", &r->rl_reset);
-  if (r->rl_known) {
-    S->rl_limit = r->rl_limit;
-    S->rl_remaining = r->rl_remaining;
-    S->rl_reset = r->rl_reset;
-    S->rl_known = 1;
-  }
 }
 
-void fx_note_response(fx_request *r)
+void fx_note_response(fx_call *r)
 {
   r->retry_after = parse_retry_after(&r->resp_headers);
   note_rate_limit(r);
 }
 
-static void finish_attempt(fx_request *r, CURLcode result)
-{
-  double now = fx_now(), delay;
-  curl_multi_remove_handle(r->shared->multi, r->easy);
-  r->result = result;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-  curl_easy_getinfo(r->easy, CURLINFO_HTTP_CONNECTCODE, &r->connect_code);
-  fx_note_response(r);
-  r->state = FX_DONE;
-  if (r->oom || r->tries > r->max_retries || r->connect_code >= 300 || !retryable(r)) return;
-  delay = r->retry_after >= 0 ? r->retry_after : backoff(r);
-  /* a wait past the deadline (without one: longer than a whole attempt may take) is not
-   * slept through: the caller gets the answer, with retry_after, and decides */
-  if (r->deadline > 0 ? now + delay >= r->deadline : delay > r->timeout) return;
-  r->wake_at = now + delay;
-  r->retry_delay = delay;
-  r->notify_retry = 1;
-  r->state = FX_WAITING;
-}
-
-/* Moves every finished transfer on this multi handle forward (other calls' too). */
-static void collect(fx_shared *S)
-{
-  CURLMsg *m;
-  int left;
-  while ((m = curl_multi_info_read(S->multi, &left)) != NULL) {
-    fx_request *r = NULL;
-    if (m->msg != CURLMSG_DONE) continue;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-    if (r != NULL) finish_attempt(r, m->data.result);
-  }
-}
-
-/* What on_retry is told. */
-typedef struct retry_info {
-  int attempt;
-  const char *reason;
-  double delay;
-  long status;
-  const char *method, *url;
-} retry_info;
-
-static void push_seconds(lua_State *L, double s)
-{
-  if (s == floor(s) && s < 9007199254740992.0)
-    lua_pushinteger(L, (lua_Integer)s);
-  else
-    lua_pushnumber(L, s);
-}
-
-/* Runs under lua_pcall, so a memory error building the table is caught like the hook's own. */
-static int call_on_retry(lua_State *L)
-{
-  const retry_info *i = (const retry_info *)lua_touserdata(L, 2);
-  lua_settop(L, 1);
-  lua_createtable(L, 0, 6);
-  lua_pushinteger(L, i->attempt);
-  lua_setfield(L, -2, "attempt");
-  lua_pushstring(L, i->reason);
-  lua_setfield(L, -2, "reason");
-  push_seconds(L, i->delay);
-  lua_setfield(L, -2, "delay");
-  lua_pushstring(L, i->method);
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, i->url);
-  lua_setfield(L, -2, "url");
-  if (i->status > 0) {
-    lua_pushinteger(L, i->status);
-    lua_setfield(L, -2, "status");
-  }
-  lua_call(L, 1, 0);
-  return 0;
-}
-
-/* Tells on_retry of a retry or a re-send. The transfer is out of the multi handle by now, so the
- * hook may do anything, close the client included; an error in it ends the call with it. */
-static int notify_retry(lua_State *L, fx_request *r, const retry_info *info, fx_fail *f)
-{
-  int rc;
-  lua_pushcfunction(L, call_on_retry);
-  if (!fx_client_push_hook(L, r->client_idx, "on_retry")) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushlightuserdata(L, (void *)info);
-  rc = lua_pcall(L, 2, 0, 0);
-  if (rc == LUA_ERRMEM) lua_error(L);
-  if (rc != 0) {
-    const char *m = lua_tostring(L, -1);
-    fx_fail_set(f, "usage", "on_retry_error", "on_retry raised an error: %s", m ? m : "(not a string)");
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
-}
-
-/* After a transfer ended: on_retry hears of a re-send libcurl made, then of a retry scheduled. */
-static int after_transfer(lua_State *L, fx_request *r, fx_fail *f)
-{
-  retry_info info;
-  info.method = r->method;
-  info.url = r->url;
-  if (r->resent) {
-    r->resent = 0;
-    info.attempt = r->attempts - 1;
-    info.reason = "connection closed without an answer; sent again on a new connection";
-    info.delay = 0;
-    info.status = 0;
-    if (notify_retry(L, r, &info, f) != 0) return -1;
-  }
-  if (r->notify_retry) {
-    r->notify_retry = 0;
-    info.attempt = r->attempts;
-    info.reason = r->retry_reason;
-    info.delay = r->retry_delay;
-    info.status = r->status;
-    if (notify_retry(L, r, &info, f) != 0) return -1;
-  }
-  if (fx_client_at(L, r->client_idx)->shared == NULL) { /* a hook closed the client */
-    fx_fail_closed(f);
-    return -1;
-  }
-  return 0;
-}
-
-/* With pace = true, a call that the last X-RateLimit-* says would be refused waits for the
- * window to reset (a timer in the loop, like a backoff) instead of being sent. */
-static int pace_wait(fx_request *r, fx_fail *f)
-{
-  fx_shared *S = r->shared;
-  double wait;
-  if (!r->pace || !S->rl_known || S->rl_remaining > 0) return 0;
-  wait = (double)S->rl_reset - fx_wallclock();
-  if (wait <= 0) return 0;
-  if (r->deadline > 0 ? r->started + wait >= r->deadline : wait > r->timeout) {
-    r->retry_after = ceil(wait);
-    fx_fail_set(f, "limit", "rate_limit_exceeded",
-                "the rate limit is used up until the window resets in %.0f s (not sent)", wait);
-    return -1;
-  }
-  r->wake_at = r->started + wait;
-  return 0;
-}
-
-int fx_transport_run(lua_State *L, fx_request *r, fx_fail *f)
-{
-  fx_shared *S = r->shared;
-  r->started = fx_now();
-  if (r->deadline > 0) r->deadline += r->started;
-  r->wake_at = r->started;
-  r->state = FX_WAITING;
-  if (pace_wait(r, f) != 0) return -1;
-  for (;;) {
-    double now = fx_now();
-    int running = 0;
-    long wait_ms = 1000;
-    CURLMcode mc;
-    if (r->state == FX_WAITING && now >= r->wake_at) start_attempt(L, r, now);
-    mc = curl_multi_perform(S->multi, &running);
-    if (mc != CURLM_OK) {
-      if (mc == CURLM_OUT_OF_MEMORY) raise_oom(L, r);
-      detach(r);
-      fx_fail_set(f, "network", "transport_error", "libcurl: %s", curl_multi_strerror(mc));
-      return -1;
-    }
-    collect(S);
-    /* the stall detector: libcurl's low-speed check averages over seconds, this does not */
-    if (r->state == FX_RUNNING && fx_now() - r->last_activity >= r->stall_timeout) {
-      r->stalled = 1;
-      finish_attempt(r, CURLE_OPERATION_TIMEDOUT);
-    }
-    if (r->state != FX_RUNNING) {
-      if (r->oom) raise_oom(L, r);
-      if (after_transfer(L, r, f) != 0) {
-        r->state = FX_DONE;
-        return -1;
-      }
-      if (r->state == FX_DONE) break;
-    }
-    if (r->state == FX_WAITING) {
-      wait_ms = (long)((r->wake_at - fx_now()) * 1000) + 1;
-    } else {
-      wait_ms = (long)((r->last_activity + r->stall_timeout - fx_now()) * 1000) + 1;
-    }
-    if (wait_ms < 0) wait_ms = 0;
-    if (wait_ms > 1000) wait_ms = 1000;
-    curl_multi_poll(S->multi, NULL, 0, (int)wait_ms, NULL);
-  }
-  return 0;
-}

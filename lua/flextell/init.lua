@@ -1,14 +1,19 @@
 --- flextell: the Lua client for the Flextell REST API.
 -- The C core (flextell.core) does HTTP, authentication, JSON and errors; this module adds the
--- helpers that compose its calls: paging iterators, resources, tenants and to_curl.
+-- helpers that compose its calls: paging iterators, resources, tenants, to_curl, and tasks
+-- (calls that do not block: spawn, run, step, sleep, wait, batch).
 
 local core = require "flextell.core"
 local pager = require "flextell.pager"
 local resource = require "flextell.resource"
 local to_curl = require "flextell.to_curl"
 local token_file = require "flextell.token_file"
+local tasks = require "flextell.tasks"
 
 local package = package
+local error, getmetatable, ipairs, pairs, pcall, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, tostring, type
+local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {
   _VERSION = core._VERSION,
@@ -46,6 +51,68 @@ function M.is_error(v)
 end
 
 local methods = core.Client
+
+-- The calls: the C method blocks outside a task; inside one it returns the call, which the
+-- Lua driver then awaits, yielding. The same code runs either way.
+local call_mt, await = core.call_mt, tasks.await
+local function nonblocking(fn)
+  return function(self, ...)
+    local a, b, c = fn(self, ...)
+    if getmetatable(a) == call_mt then return await(a) end
+    return a, b, c
+  end
+end
+for _, name in ipairs { "get", "post", "put", "patch", "delete", "request", "refresh", "exchange_code" } do
+  methods[name] = nonblocking(methods[name])
+end
+
+--- Tasks (see flextell/tasks.lua and the README's Non-blocking section).
+M.spawn = tasks.spawn
+M.run = tasks.run
+M.step = tasks.step
+M.sleep = tasks.sleep
+M.wait = tasks.wait
+M.Call = core.Call
+--- True when libcurl resolves host names without blocking (a threaded or c-ares resolver): a
+-- frame that calls step() then never waits on DNS.
+M.async_dns = core.async_dns
+
+--- client:batch(requests, { concurrency = 8 }) -> results: every request (a request{} table)
+-- run with at most `concurrency` in flight; results in input order, each { data, meta, res }
+-- or { nil, err }. Inside a task it yields; outside it runs the scheduler until all are done.
+function methods:batch(requests, opts)
+  if type(requests) ~= "table" then
+    error("bad argument #1 to 'batch' (table expected, got " .. type(requests) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "concurrency" then error("unknown batch option '" .. tostring(k) .. "'", 2) end
+  end
+  local n, concurrency = #requests, opts.concurrency or 8
+  if type(concurrency) ~= "number" or concurrency < 1 or concurrency % 1 ~= 0 then
+    error("batch option 'concurrency' must be an integer >= 1", 2)
+  end
+  for i = 1, n do
+    if type(requests[i]) ~= "table" then error("batch request " .. i .. " must be a table", 2) end
+  end
+  local results, next_i = {}, 0
+  local function worker()
+    while next_i < n do
+      next_i = next_i + 1
+      local i = next_i
+      local ok, data, meta, res = pcall(self.request, self, requests[i])
+      if ok then
+        results[i] = data ~= nil and { data, meta, res } or { nil, meta }
+      else -- a request{} that raises (a programmer error) is that entry's error, not the batch's
+        results[i] = { nil, data }
+      end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(concurrency, n) do workers[w] = tasks.spawn(worker) end
+  if #workers > 0 then tasks.wait(unpack(workers)) end
+  return results
+end
 
 pager.install(methods)
 resource.install(methods)

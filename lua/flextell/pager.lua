@@ -1,8 +1,10 @@
 --- Paging over both of the API's list styles, detected from the first response:
 -- cursor style (meta.cursor / meta.has_more, query cursor) and page style (meta.current_page /
--- meta.last_page, query page). One page is held at a time, so memory stays flat.
+-- meta.last_page, query page). One page is held at a time (two with prefetch), so memory stays
+-- flat.
 
 local core = require "flextell.core"
+local tasks = require "flextell.tasks"
 
 local error, getmetatable, pairs, setmetatable, type, tostring =
   error, getmetatable, pairs, setmetatable, type, tostring
@@ -37,13 +39,18 @@ function Pager:next()
     return nil, fail("limit", "max_pages", "the list has more than " .. self.max_pages .. " pages",
       { path = self.path })
   end
-  local query = copy(self.query)
-  if self.style == "cursor" and self.cursor ~= nil then
-    query.cursor = self.cursor
-  elseif self.style == "page" and self.page ~= nil then
-    query.page = self.page
+  local data, meta, res
+  local ahead = self.ahead
+  if ahead then -- the page fetched while the caller worked on the last one
+    self.ahead = nil
+    if tasks.current() then
+      data, meta, res = tasks.await(ahead)
+    else
+      data, meta, res = core.drive(ahead)
+    end
+  else
+    data, meta, res = self.client:get(self.path, self:_query(), self.call_opts)
   end
-  local data, meta, res = self.client:get(self.path, query, self.call_opts)
   if data == nil then return nil, meta end
   -- only a JSON array is a page: an object, or a body without data, is not an empty list
   if type(data) ~= "table" or getmetatable(data) ~= array_mt then
@@ -90,7 +97,28 @@ function Pager:next()
   self.style = self.style or style
   self.pages = self.pages + 1
   self.items = self.items + #data
+  if self.prefetch and not self.done and (not self.max_pages or self.pages < self.max_pages) then
+    -- the next page goes out now; next() takes it up (a failure there is next()'s to return)
+    local req = copy(self.call_opts)
+    req.method, req.path, req.query = "GET", self.path, self:_query()
+    local call = self.client:start(req)
+    if call then
+      core.send(call)
+      self.ahead = call
+    end
+  end
   return data, meta, res
+end
+
+-- The query of the page to fetch next.
+function Pager:_query()
+  local query = copy(self.query)
+  if self.style == "cursor" and self.cursor ~= nil then
+    query.cursor = self.cursor
+  elseif self.style == "page" and self.page ~= nil then
+    query.page = self.page
+  end
+  return query
 end
 
 --- A plain table that resumes this pager later: client:pager(path, query, { resume = cp }).
@@ -107,7 +135,7 @@ function Pager:checkpoint()
 end
 
 local pager_opts = { resume = true, max_pages = true, max_items = true, headers = true, tenant = true,
-                     timeout = true, deadline = true, max_retries = true }
+                     timeout = true, deadline = true, max_retries = true, prefetch = true }
 
 local function new_pager(client, path, query, opts)
   if type(path) ~= "string" then error("bad argument #1 to 'pager' (string expected, got " .. type(path) .. ")", 3) end
@@ -118,11 +146,11 @@ local function new_pager(client, path, query, opts)
   local call_opts = {}
   for k, v in pairs(opts) do
     if not pager_opts[k] then error("unknown pager option '" .. tostring(k) .. "'", 3) end
-    if k ~= "resume" and k ~= "max_pages" and k ~= "max_items" then call_opts[k] = v end
+    if k ~= "resume" and k ~= "max_pages" and k ~= "max_items" and k ~= "prefetch" then call_opts[k] = v end
   end
   local p = setmetatable({
     client = client, path = path, query = copy(query), call_opts = call_opts,
-    max_pages = opts.max_pages or M.DEFAULT_MAX_PAGES, max_items = opts.max_items,
+    max_pages = opts.max_pages or M.DEFAULT_MAX_PAGES, max_items = opts.max_items, prefetch = opts.prefetch,
     seen = {}, pages = 0, items = 0, done = false,
   }, Pager)
   local cp = opts.resume

@@ -1,0 +1,320 @@
+--- Tasks: client calls that do not block. A task is a coroutine; inside one, every client call
+-- (get, post, request, each, pages, all, pager, refresh, exchange_code, tenants...) yields while
+-- its request is in flight, and a scheduler moves all of them on together over the lua_State's
+-- one libcurl multi handle. Outside a task the same calls block, as always.
+--
+-- This is the Lua half of the task driver: core.advance(call) does what C can (sending goes to
+-- libcurl), and this file does the rest: parks the task while its transfer runs, sleeps it for
+-- backoff and rate-limit waits, runs hooks (which may yield here), and drives a token refresh
+-- as a child call. C never yields.
+
+local core = require "flextell.core"
+
+local coroutine, error, getmetatable, ipairs, next, pcall, select, setmetatable, type, tostring, xpcall =
+  coroutine, error, getmetatable, ipairs, next, pcall, select, setmetatable, type, tostring, xpcall
+local co_create, co_resume, co_running, co_status, co_yield =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
+local co_close = coroutine.close -- 5.4: runs a cancelled task's to-be-closed variables
+local traceback = debug.traceback
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+local now, advance, loop_perform, loop_wait, loop_pending, sleep =
+  core.now, core.advance, core.loop_perform, core.loop_wait, core.loop_pending, core.sleep
+local Error, call_mt = core.Error, core.call_mt
+
+local M = {}
+
+-- Calls waiting for a slot (max_concurrency), for another call's token refresh or for the first
+-- answer of a paced window are asked again this often.
+M.HOLD_INTERVAL = 0.005
+-- At most this many ready tasks are resumed per step(), whatever the budget, so a frame that
+-- calls step() does a bounded amount of work; run() calls step() until nothing is left.
+M.MAX_RESUMES_PER_STEP = 64
+
+local registry = core.task_registry() -- weak: coroutine -> task; C looks here (see client.c)
+
+local Task = {}
+Task.__index = Task
+Task.__name = "flextell.Task"
+
+local alive, nalive = {}, 0 -- tasks not finished: the scheduler holds them
+local runq, runq_head, runq_tail = {}, 1, 0 -- a queue: runq[head..tail]
+local timers = {}           -- { at = t, task = task }, kept sorted by at
+local parked = {}           -- call -> task whose transfer it waits for
+
+local function current()
+  local co = co_running()
+  return co and registry[co] or nil
+end
+M.current = current
+
+local function make_error(code, message)
+  return setmetatable({ kind = "usage", code = code, message = message }, Error)
+end
+
+local function schedule(task)
+  if task.queued or task.finished then return end
+  task.queued = true
+  runq_tail = runq_tail + 1
+  runq[runq_tail] = task
+end
+
+local function add_timer(task, at)
+  local i = #timers
+  while i >= 1 and timers[i].at > at do i = i - 1 end
+  table.insert(timers, i + 1, { at = at, task = task })
+end
+
+local function finish(task, ok, ...)
+  if task.finished then return end
+  task.finished = true
+  if ok then
+    task.results = { n = select("#", ...), ... }
+  else
+    task.err = ...
+  end
+  registry[task.co] = nil
+  if alive[task] then
+    alive[task] = nil
+    nalive = nalive - 1
+  end
+  for _, j in ipairs(task.joiners) do schedule(j) end
+  task.joiners = {}
+end
+
+-- Runs the task until it yields or ends. An error in it ends that task, never the scheduler.
+local function resume(task)
+  task.queued = false
+  if task.finished then return end
+  local ok, err = co_resume(task.co)
+  if not ok then
+    finish(task, false, err)
+  elseif co_status(task.co) == "dead" then
+    -- finish() was called by the body itself (see spawn)
+    if not task.finished then finish(task, true) end
+  end
+end
+
+--- Suspends the running task for s seconds (a timer); outside a task, runs the scheduler for
+-- that long, so the tasks go on meanwhile.
+function M.sleep(s)
+  s = s or 0
+  local task = current()
+  if not task then
+    local t_end = now() + s
+    repeat M.step(t_end - now()) until now() >= t_end
+    return
+  end
+  add_timer(task, now() + s)
+  co_yield()
+end
+
+local function hold(task)
+  add_timer(task, now() + M.HOLD_INTERVAL)
+  co_yield()
+end
+
+-- Drives a call of the running task to its end (its result is read by the caller).
+local function drive(task, call)
+  while true do
+    local what, a, b = advance(call)
+    if what == "done" then
+      return
+    elseif what == "flight" then
+      parked[call] = task
+      task.call = call
+      co_yield()
+      task.call = nil
+    elseif what == "wait" then
+      add_timer(task, now() + a)
+      co_yield()
+    elseif what == "hold" then
+      hold(task)
+    elseif what == "hook" then
+      call:hooked(pcall(a, b)) -- a hook may yield: it runs in the task
+    elseif what == "refresh" then
+      drive(task, a) -- the token refresh, as a child call on the same machinery
+    else
+      error("flextell: unexpected step '" .. tostring(what) .. "' of a call")
+    end
+  end
+end
+
+--- The Lua driver of a call started in a task: yields until it is done; returns its result.
+function M.await(call)
+  local task = current()
+  if not task then error("flextell: await needs a task", 2) end
+  drive(task, call)
+  return call:result()
+end
+
+--- True when v is a call object (what C returns inside a task instead of blocking).
+function M.is_call(v)
+  return getmetatable(v) == call_mt
+end
+
+--- Starts fn(...) as a task; it runs when the scheduler does (run, step, wait, sleep).
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+  local args = { n = select("#", ...), ... }
+  local task = setmetatable({ joiners = {}, finished = false, queued = false }, Task)
+  local function handler(err)
+    if type(err) == "table" then return err end
+    return traceback(tostring(err), 2)
+  end
+  task.co = co_create(function()
+    finish(task, xpcall(function() return fn(unpack(args, 1, args.n)) end, handler))
+  end)
+  registry[task.co] = task
+  alive[task] = true
+  nalive = nalive + 1
+  schedule(task)
+  return task
+end
+
+-- Wakes the tasks whose timers are due; returns the time of the next timer, or nil.
+local function wake_timers(t)
+  local n = 0
+  while timers[n + 1] and timers[n + 1].at <= t do
+    n = n + 1
+    schedule(timers[n].task)
+  end
+  if n > 0 then
+    local rest = {}
+    for i = n + 1, #timers do rest[#rest + 1] = timers[i] end
+    timers = rest
+  end
+  return timers[1] and timers[1].at
+end
+
+local function take_ready()
+  local ready = loop_perform()
+  for _, call in ipairs(ready) do
+    local task = parked[call]
+    if task then
+      parked[call] = nil
+      schedule(task)
+    end
+  end
+end
+
+--- Does the work that is ready (finished transfers, due timers, tasks to resume), and waits for
+-- more within the budget: returns after at most max_seconds (default 0: no waiting), with the
+-- number of tasks still running. Call it once per frame from a game or app loop.
+function M.step(max_seconds)
+  local budget = max_seconds or 0
+  local deadline = now() + budget
+  local resumed = 0
+  while true do
+    take_ready()
+    local next_timer = wake_timers(now())
+    -- resume what is ready, within the budget (at least one task per step, so it progresses)
+    while runq_head <= runq_tail do
+      local task = runq[runq_head]
+      runq[runq_head] = nil
+      runq_head = runq_head + 1
+      resume(task)
+      resumed = resumed + 1
+      if resumed >= M.MAX_RESUMES_PER_STEP or (budget > 0 and now() >= deadline) then break end
+    end
+    if runq_head > runq_tail then runq_head, runq_tail = 1, 0 end
+    local t = now()
+    if nalive == 0 or t >= deadline or resumed >= M.MAX_RESUMES_PER_STEP or runq_head <= runq_tail then
+      return nalive
+    end
+    next_timer = timers[1] and timers[1].at or next_timer
+    local until_t = deadline
+    if next_timer and next_timer < until_t then until_t = next_timer end
+    if until_t > t then
+      if loop_pending() > 0 then
+        loop_wait(until_t - t)
+      else
+        sleep(until_t - t)
+      end
+    end
+  end
+end
+
+--- Runs every task to its end (blocking). Raises when the tasks left all wait for each other.
+function M.run()
+  while nalive > 0 do
+    M.step(0.25)
+    if nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0 and not next(parked) then
+      error("flextell.run: every task left is waiting for another task (a deadlock)", 2)
+    end
+  end
+end
+
+local function outcome(task)
+  if task.err ~= nil or not task.results then return { nil, task.err } end
+  return { unpack(task.results, 1, task.results.n) }
+end
+
+--- Waits for the tasks to end: inside a task it yields, outside it runs the scheduler. Returns
+-- one table per task: { data, meta, res } (whatever the task returned) or { nil, err }.
+function M.wait(...)
+  local list = { n = select("#", ...), ... }
+  local me = current()
+  for i = 1, list.n do
+    local t = list[i]
+    if getmetatable(t) ~= Task then error("bad argument #" .. i .. " to 'wait' (task expected)", 2) end
+    if t == me then error("a task cannot wait for itself", 2) end
+    while not t.finished do
+      if me then
+        t.joiners[#t.joiners + 1] = me
+        co_yield()
+      else
+        M.step(0.25)
+        if not t.finished and nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0
+          and not next(parked) then
+          error("flextell.wait: the task waits for another task that never ends (a deadlock)", 2)
+        end
+      end
+    end
+  end
+  local out = {}
+  for i = 1, list.n do out[i] = outcome(list[i]) end
+  return unpack(out, 1, list.n)
+end
+
+--- task:done() -> true once the task has ended (returned, raised or was cancelled).
+function Task:done()
+  return self.finished
+end
+
+--- task:result() -> what the task returned (data, meta, res), or nil, err when it raised or
+-- was cancelled. Waits for the task first if it has not ended.
+function Task:result()
+  if not self.finished then M.wait(self) end
+  if self.err ~= nil or not self.results then return nil, self.err end
+  return unpack(self.results, 1, self.results.n)
+end
+
+--- task:cancel(): ends the task now; a call it had in flight is cancelled with it, and the task's
+-- result is nil, err (usage, "cancelled").
+function Task:cancel()
+  if self.finished then return end
+  local call = self.call
+  if call then
+    parked[call] = nil
+    call:cancel()
+  end
+  local err = make_error("cancelled", "the task was cancelled")
+  finish(self, false, err)
+  if co_running() == self.co then error(err, 0) end
+  if co_close and co_status(self.co) == "suspended" then co_close(self.co) end
+end
+
+function Task:__tostring()
+  return "flextell.Task (" .. (self.finished and (self.err ~= nil and "failed" or "done") or "running") .. ")"
+end
+
+--- The number of tasks not finished.
+function M.count()
+  return nalive
+end
+
+-- A blocking call that waits on something a task owns (the token refresh it runs) lets the
+-- scheduler step meanwhile.
+core.set_pump(function(s) M.step(s) end)
+
+return M

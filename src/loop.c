@@ -1,0 +1,563 @@
+/* The loop: one libcurl multi handle per lua_State, shared by every client in it (connections,
+ * DNS and TLS sessions reused across clients), with a pool of easy handles. libcurl 7.88 polls
+ * one multi handle at a time and hosts run many states on many threads, so there is no
+ * process-wide scheduler: the loop lives in the state's registry. Two drivers use it:
+ *
+ * - the blocking driver (fx_drive_blocking): what client:get does outside a task. It asks the
+ *   call what next and does it: sends through libcurl, polls the multi handle (waking at least
+ *   every 0.25 s to notice Ctrl-C), runs hooks under pcall, drives a token refresh as a child.
+ * - the C half of the task driver (core.advance, core.loop_perform, core.loop_wait): sends go
+ *   to the multi handle, and calls whose transfer ended are handed back to the Lua scheduler
+ *   (lua/flextell/tasks.lua), which resumes their tasks. C never yields.
+ *
+ * A call in flight is anchored in the loop's user value (libcurl points at its buffers), and
+ * found again from libcurl's private pointer through it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fx.h"
+
+#define LOOP_KEY "flextell.loop"
+#define PUMP_KEY "flextell.pump" /* the task scheduler's step, for a blocking call that waits on a task */
+
+struct fx_loop {
+  CURLM *multi;
+  CURL *idle[FX_POOL_SIZE]; /* finished easy handles kept for reuse */
+  int nidle;
+  fx_call **flight;         /* calls whose transfer is in the multi handle */
+  int nflight, capflight;
+  int dead;                 /* collected (lua_close): calls finalized later must not touch it */
+};
+
+/* ---- the object ---------------------------------------------------------------------------- */
+
+static int loop_gc(lua_State *L)
+{
+  fx_loop *lp = (fx_loop *)luaL_checkudata(L, 1, FX_LOOP_MT);
+  int i;
+  if (lp->dead) return 0;
+  lp->dead = 1;
+  for (i = 0; i < lp->nflight; i++) {
+    fx_call *r = lp->flight[i];
+    curl_multi_remove_handle(lp->multi, r->easy);
+    r->loop = NULL;
+  }
+  lp->nflight = 0;
+  free(lp->flight);
+  lp->flight = NULL;
+  for (i = 0; i < lp->nidle; i++) curl_easy_cleanup(lp->idle[i]);
+  lp->nidle = 0;
+  if (lp->multi != NULL) curl_multi_cleanup(lp->multi);
+  lp->multi = NULL;
+  return 0;
+}
+
+fx_loop *fx_loop_get(lua_State *L)
+{
+  fx_loop *lp;
+  lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    lp = (fx_loop *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lp;
+  }
+  lua_pop(L, 1);
+  lp = (fx_loop *)fx_newuserdata(L, sizeof *lp, 1);
+  memset(lp, 0, sizeof *lp);
+  luaL_setmetatable(L, FX_LOOP_MT);
+  lua_createtable(L, 0, 2); /* { anchors = { [lightuserdata] = call }, ready = { call... } } */
+  lua_newtable(L);
+  lua_setfield(L, -2, "anchors");
+  lua_newtable(L);
+  lua_setfield(L, -2, "ready");
+  fx_setuservalue(L, -2);
+  lp->multi = curl_multi_init();
+  if (lp->multi == NULL) luaL_error(L, "not enough memory");
+  lua_setfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
+  return lp;
+}
+
+static void push_loop_field(lua_State *L, const char *k)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
+  fx_getuservalue(L, -1);
+  lua_getfield(L, -1, k);
+  lua_remove(L, -2);
+  lua_remove(L, -2);
+}
+
+static void anchor(lua_State *L, fx_call *r, int idx) /* idx: the call, or 0 to drop it */
+{
+  push_loop_field(L, "anchors");
+  lua_pushlightuserdata(L, (void *)r);
+  if (idx != 0)
+    lua_pushvalue(L, idx);
+  else
+    lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Pushes the call whose pointer libcurl holds. */
+static void push_anchored(lua_State *L, fx_call *r)
+{
+  push_loop_field(L, "anchors");
+  lua_pushlightuserdata(L, (void *)r);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+}
+
+void fx_loop_release_easy(fx_loop *lp, CURL *easy)
+{
+  if (lp != NULL && !lp->dead && lp->nidle < FX_POOL_SIZE) {
+    curl_easy_reset(easy);
+    lp->idle[lp->nidle++] = easy;
+  } else {
+    curl_easy_cleanup(easy);
+  }
+}
+
+CURL *fx_loop_take_easy(lua_State *L)
+{
+  fx_loop *lp = fx_loop_get(L);
+  CURL *e = lp->nidle > 0 ? lp->idle[--lp->nidle] : curl_easy_init();
+  if (e == NULL) luaL_error(L, "not enough memory");
+  return e;
+}
+
+/* Takes the call's transfer out of the multi handle: nothing libcurl holds points at it after. */
+void fx_loop_detach(fx_call *r)
+{
+  fx_loop *lp = r->loop;
+  int i;
+  if (lp == NULL) return;
+  r->loop = NULL;
+  if (lp->dead) return;
+  curl_multi_remove_handle(lp->multi, r->easy);
+  for (i = 0; i < lp->nflight; i++)
+    if (lp->flight[i] == r) {
+      lp->flight[i] = lp->flight[--lp->nflight];
+      break;
+    }
+  if (r->mime == NULL) { /* a multipart body stays bound to its easy handle for retries */
+    fx_loop_release_easy(lp, r->easy);
+    r->easy = NULL;
+  }
+}
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+static void loop_send(lua_State *L, fx_loop *lp, int idx)
+{
+  fx_call *r = fx_call_at(L, idx);
+  CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L);
+  r->easy = e;
+  if (lp->nflight == lp->capflight) {
+    int cap = lp->capflight ? lp->capflight * 2 : 16;
+    fx_call **p = (fx_call **)realloc(lp->flight, (size_t)cap * sizeof *p);
+    if (p == NULL) luaL_error(L, "not enough memory");
+    lp->flight = p;
+    lp->capflight = cap;
+  }
+  anchor(L, r, idx);
+  fx_transport_start(L, r, e);
+  if (curl_multi_add_handle(lp->multi, e) != CURLM_OK) {
+    anchor(L, r, 0);
+    luaL_error(L, "not enough memory");
+  }
+  lp->flight[lp->nflight++] = r;
+  r->loop = lp;
+  fx_call_sent(r);
+}
+
+/* A call whose transfer ended: a task's goes on the ready list, to be resumed. */
+static void handed_back(lua_State *L, fx_call *r, int idx)
+{
+  if (r->driver == FX_D_TASK) {
+    push_loop_field(L, "ready");
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+  }
+  anchor(L, r, 0);
+}
+
+/* Moves every transfer of the multi handle on, and hands the ended ones to their calls. */
+static void perform(lua_State *L, fx_loop *lp)
+{
+  CURLMsg *m;
+  int running = 0, left, i;
+  double now;
+  CURLMcode mc = curl_multi_perform(lp->multi, &running);
+  if (mc == CURLM_OUT_OF_MEMORY) luaL_error(L, "not enough memory");
+  while ((m = curl_multi_info_read(lp->multi, &left)) != NULL) {
+    fx_call *r = NULL;
+    CURLcode result;
+    if (m->msg != CURLMSG_DONE) continue;
+    result = m->data.result;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    if (r == NULL) continue;
+    push_anchored(L, r);
+    {
+      int idx = lua_gettop(L);
+      CURL *e = r->easy;
+      /* the answer is read while the handle still holds it, then it is let go */
+      curl_multi_remove_handle(lp->multi, e);
+      for (i = 0; i < lp->nflight; i++)
+        if (lp->flight[i] == r) {
+          lp->flight[i] = lp->flight[--lp->nflight];
+          break;
+        }
+      r->loop = NULL;
+      handed_back(L, r, idx);
+      fx_transport_done(L, idx, result);
+      if (r->mime == NULL && r->easy == e) {
+        fx_loop_release_easy(lp, e);
+        r->easy = NULL;
+      }
+      lua_settop(L, idx - 1);
+    }
+  }
+  /* the stall detector: libcurl's low-speed check averages over seconds, this does not */
+  now = fx_now();
+  for (i = 0; i < lp->nflight; i++) {
+    fx_call *r = lp->flight[i];
+    if (now - r->last_activity >= r->stall_timeout) {
+      int idx;
+      push_anchored(L, r);
+      idx = lua_gettop(L);
+      curl_multi_remove_handle(lp->multi, r->easy);
+      lp->flight[i] = lp->flight[--lp->nflight];
+      r->loop = NULL;
+      handed_back(L, r, idx);
+      fx_transport_stalled(L, idx);
+      if (r->mime == NULL) {
+        fx_loop_release_easy(lp, r->easy);
+        r->easy = NULL;
+      }
+      lua_settop(L, idx - 1);
+      i = -1; /* the array changed: look again from the start */
+    }
+  }
+}
+
+static void wait_for(fx_loop *lp, double seconds)
+{
+  int ms;
+  if (seconds <= 0) return;
+  ms = seconds > 60 ? 60000 : (int)(seconds * 1000) + 1;
+  curl_multi_poll(lp->multi, NULL, 0, ms, NULL);
+}
+
+/* The earliest stall deadline of the calls in flight, as seconds from now (60 when none). */
+static double next_stall(fx_loop *lp)
+{
+  double now = fx_now(), soonest = 60;
+  int i;
+  for (i = 0; i < lp->nflight; i++) {
+    double left = lp->flight[i]->last_activity + lp->flight[i]->stall_timeout - now;
+    if (left < soonest) soonest = left;
+  }
+  return soonest < 0 ? 0 : soonest;
+}
+
+void fx_loop_close_client(lua_State *L, fx_client *c)
+{
+  fx_loop *lp;
+  int i;
+  lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
+  if (lua_type(L, -1) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    return;
+  }
+  lp = (fx_loop *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  for (i = 0; i < lp->nflight; i++) {
+    fx_call *r = lp->flight[i];
+    if (r->client == c) {
+      fx_fail f;
+      int idx;
+      push_anchored(L, r);
+      idx = lua_gettop(L);
+      fx_loop_detach(r);
+      handed_back(L, r, idx);
+      fx_fail_closed(&f);
+      fx_call_end(r, &f);
+      lua_pop(L, 1);
+      i = -1;
+    }
+  }
+}
+
+/* ---- the blocking driver ------------------------------------------------------------------- */
+
+/* The standard interpreters (lua, luajit) answer Ctrl-C by setting a count hook on the main
+ * state, which raises "interrupted!" at the next instruction. A call waiting in C notices the
+ * hook appear, ends its transfer, and returns: the hook then raises as it should. */
+typedef struct hook_snap {
+  lua_State *main;
+  lua_Hook hook;
+} hook_snap;
+
+static lua_State *main_thread(lua_State *L)
+{
+#if LUA_VERSION_NUM >= 502
+  lua_State *M;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  M = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return M != NULL ? M : L;
+#else
+  return L; /* LuaJIT's hooks belong to the whole state */
+#endif
+}
+
+static int interrupted(const hook_snap *s)
+{
+  lua_Hook h = lua_gethook(s->main);
+  /* lua.c and luajit.c set call, return and count (5.4 adds line) hooks with a count of 1 */
+  return h != NULL && h != s->hook && (lua_gethookmask(s->main) & LUA_MASKCOUNT) &&
+         (lua_gethookmask(s->main) & LUA_MASKCALL) && lua_gethookcount(s->main) == 1;
+}
+
+/* Lets the task scheduler run a step, when a blocking call waits on something a task owns. */
+static void pump_tasks(lua_State *L)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, PUMP_KEY);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushnumber(L, 0);
+  if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1); /* a task's trouble is the task's */
+}
+
+static int drive(lua_State *L, int idx, int results)
+{
+  fx_call *r = fx_call_at(L, idx);
+  fx_loop *lp = fx_loop_get(L);
+  hook_snap snap;
+  snap.main = main_thread(L);
+  snap.hook = lua_gethook(snap.main);
+  r->driver = FX_D_BLOCKING;
+  for (;;) {
+    double wait = 0;
+    int what = fx_call_next(L, idx, &wait), top = lua_gettop(L);
+    switch (what) {
+    case FX_N_SEND:
+      loop_send(L, lp, idx);
+      perform(L, lp);
+      break;
+    case FX_N_FLIGHT:
+    case FX_N_WAIT:
+    case FX_N_HOLD: {
+      double w = what == FX_N_WAIT ? wait : what == FX_N_HOLD ? 0.01 : 0.25;
+      double stall = next_stall(lp);
+      if (w > 0.25) w = 0.25; /* Ctrl-C is noticed within a quarter of a second */
+      if (what == FX_N_FLIGHT && stall < w) w = stall;
+      if (what == FX_N_HOLD) pump_tasks(L);
+      wait_for(lp, w);
+      perform(L, lp);
+      if (interrupted(&snap)) {
+        fx_fail f;
+        fx_loop_detach(r);
+        fx_fail_set(&f, "usage", "interrupted", "the call was interrupted");
+        fx_call_end(r, &f);
+      }
+      break;
+    }
+    case FX_N_REFRESH: /* the child call is on top */
+      drive(L, top, 0);
+      lua_settop(L, top - 1);
+      break;
+    case FX_N_HOOK: { /* function and argument on top */
+      int rc = lua_pcall(L, 1, 0, 0);
+      if (rc == LUA_ERRMEM) {
+        fx_fail f;
+        fx_fail_set(&f, "usage", "out_of_memory", "not enough memory");
+        fx_call_end(r, &f);
+        lua_error(L);
+      }
+      fx_call_hooked(L, idx, rc == 0, lua_gettop(L));
+      lua_settop(L, top - 2);
+      break;
+    }
+    default: /* FX_N_DONE */
+      return results ? fx_call_result(L, idx) : 0;
+    }
+  }
+}
+
+int fx_drive_blocking(lua_State *L, int idx)
+{
+  return drive(L, fx_absindex(L, idx), 1);
+}
+
+/* ---- the task driver's C half ---------------------------------------------------------------- */
+
+/* core.advance(call): moves a task's call on as far as C can. Returns "flight" (in libcurl's
+ * hands: the task parks until the scheduler hands the call back), "wait", seconds, "hold",
+ * "refresh", child, "hook", fn, arg, or "done". */
+static int core_advance(lua_State *L)
+{
+  fx_call *r = fx_call_at(L, 1);
+  fx_loop *lp = fx_loop_get(L);
+  double wait = 0;
+  int what;
+  lua_settop(L, 1);
+  r->driver = FX_D_TASK;
+  what = fx_call_next(L, 1, &wait);
+  switch (what) {
+  case FX_N_SEND:
+    loop_send(L, lp, 1);
+    lua_pushliteral(L, "flight");
+    return 1;
+  case FX_N_FLIGHT:
+    lua_pushliteral(L, "flight");
+    return 1;
+  case FX_N_WAIT:
+    lua_pushliteral(L, "wait");
+    lua_pushnumber(L, wait);
+    return 2;
+  case FX_N_HOLD:
+    lua_pushliteral(L, "hold");
+    return 1;
+  case FX_N_REFRESH:
+    lua_pushliteral(L, "refresh");
+    lua_insert(L, -2);
+    return 2;
+  case FX_N_HOOK:
+    lua_pushliteral(L, "hook");
+    lua_insert(L, -3);
+    return 3;
+  default:
+    lua_pushliteral(L, "done");
+    return 1;
+  }
+}
+
+/* core.send(call): sends the call now if it can go, and leaves it: a driver takes it up later
+ * (core.drive, or a task's await). What the pager's prefetch uses. */
+static int core_send(lua_State *L)
+{
+  fx_call *r = fx_call_at(L, 1);
+  double wait = 0;
+  lua_settop(L, 1);
+  r->driver = FX_D_DETACHED;
+  if (fx_call_next(L, 1, &wait) == FX_N_SEND) {
+    fx_loop *lp = fx_loop_get(L);
+    loop_send(L, lp, 1);
+    perform(L, lp); /* on a kept-alive connection this writes the request now */
+  }
+  lua_settop(L, 1);
+  return 0;
+}
+
+/* core.drive(call) -> its result: the blocking driver, for a call started elsewhere. */
+static int core_drive(lua_State *L)
+{
+  (void)fx_call_at(L, 1);
+  lua_settop(L, 1);
+  return fx_drive_blocking(L, 1);
+}
+
+/* core.loop_perform() -> calls: moves every transfer on; returns the task calls whose transfer
+ * ended (their tasks are to be resumed), and the number still in flight. */
+static int core_loop_perform(lua_State *L)
+{
+  fx_loop *lp = fx_loop_get(L);
+  perform(L, lp);
+  push_loop_field(L, "ready");
+  lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
+  fx_getuservalue(L, -1);
+  lua_newtable(L);
+  lua_setfield(L, -2, "ready");
+  lua_pop(L, 2);
+  lua_pushinteger(L, lp->nflight);
+  return 2;
+}
+
+/* core.loop_wait(seconds): waits for activity on the transfers, or libcurl's own timers, at
+ * most that long (and at most until a transfer in flight would count as stalled). */
+static int core_loop_wait(lua_State *L)
+{
+  fx_loop *lp = fx_loop_get(L);
+  double s = luaL_checknumber(L, 1), stall = next_stall(lp);
+  if (lp->nflight > 0 && stall < s) s = stall;
+  if (lp->nflight == 0) return 0; /* nothing to wake for: the scheduler sleeps by itself */
+  wait_for(lp, s);
+  return 0;
+}
+
+static int core_loop_pending(lua_State *L)
+{
+  lua_pushinteger(L, fx_loop_get(L)->nflight);
+  return 1;
+}
+
+/* core.task_registry() -> the weak table coroutine -> task the scheduler fills; a client call
+ * made in one of those coroutines returns its call for the Lua driver instead of blocking. */
+static int core_task_registry(lua_State *L)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, FX_TASKS_KEY);
+  return 1;
+}
+
+static int core_set_pump(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, PUMP_KEY);
+  return 0;
+}
+
+/* core.now() -> monotonic seconds; core.sleep(seconds): a plain sleep, for a scheduler with
+ * nothing in flight to wait on. */
+static int core_now(lua_State *L)
+{
+  lua_pushnumber(L, fx_now());
+  return 1;
+}
+
+static int core_sleep(lua_State *L)
+{
+  double s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (!(s > 0)) return 0;
+  if (s > 3600) s = 3600;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return 0;
+}
+
+static const luaL_Reg loop_functions[] = {
+  {"now", core_now},                   {"sleep", core_sleep},
+  {"send", core_send},                 {"drive", core_drive},
+  {"advance", core_advance},           {"loop_perform", core_loop_perform},
+  {"loop_wait", core_loop_wait},       {"loop_pending", core_loop_pending},
+  {"task_registry", core_task_registry}, {"set_pump", core_set_pump},
+  {NULL, NULL}
+};
+
+void flextell_loop_open(lua_State *L)
+{
+  luaL_newmetatable(L, FX_LOOP_MT);
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, FX_TASKS_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, FX_TASKS_KEY);
+  } else {
+    lua_pop(L, 1);
+  }
+  luaL_setfuncs(L, loop_functions, 0);
+}
