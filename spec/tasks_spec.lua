@@ -1,0 +1,393 @@
+-- Tasks: calls that do not block. The same client calls, inside flextell.spawn, yield while in
+-- flight; a scheduler (run, step) moves them on together over one libcurl multi handle. Overlap
+-- is asserted on what the sandbox saw (its log has when each request arrived and was done), not
+-- on wall time.
+local flextell = require "flextell"
+local core = require "flextell.core"
+local sandbox = require "spec.helpers.sandbox"
+
+describe("tasks", function()
+  local sb, client
+  sandbox.fixture(function(s, c) sb, client = s, c end, { tls = false })
+
+  -- The most requests the server had in hand at one moment, of those matching path (a pattern).
+  local function peak(match)
+    local events = {}
+    for _, r in ipairs(sb:requests { match = match }.requests) do
+      events[#events + 1] = { r.time, 1 }
+      events[#events + 1] = { r.finished, -1 }
+    end
+    table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    local n, most = 0, 0
+    for _, e in ipairs(events) do
+      n = n + e[2]
+      if n > most then most = n end
+    end
+    return most
+  end
+
+  local function delay(seconds, count)
+    assert(sb:arm { match = "^/api/v1/customers/%d+$", fault = "delay", seconds = seconds, count = count or 1000 })
+  end
+
+  describe("flextell.spawn and flextell.run", function()
+    it("give a task's call the same result as a blocking call", function()
+      local task = flextell.spawn(function(id) return client:get("/v1/customers/" .. id) end, 7)
+      assert.is_false(task:done())
+      flextell.run()
+      assert.is_true(task:done())
+      local data, meta, res = task:result()
+      local bdata, bmeta, bres = client:get("/v1/customers/7")
+      assert.are.same(bdata, data)
+      assert.are.same(bmeta, meta)
+      assert.are.equal(bres.status, res.status)
+      assert.are.equal(1, res.attempts)
+    end)
+
+    it("overlap 50 calls of 300 ms, 16 at a time (max_concurrency)", function()
+      delay(0.3, 50)
+      local tasks = {}
+      for i = 1, 50 do
+        tasks[i] = flextell.spawn(function() return client:get("/v1/customers/" .. ((i - 1) % 45 + 1)) end)
+      end
+      flextell.run()
+      for i = 1, 50 do assert.are.equal((i - 1) % 45 + 1, (tasks[i]:result()).id) end
+      assert.are.equal(16, peak("^/api/v1/customers/%d+$"))
+    end)
+
+    it("keeps to a client's max_concurrency across all tasks", function()
+      delay(0.2, 20)
+      local c = flextell.new { base_url = sb.url, token = sb.token, max_concurrency = 4 }
+      local tasks = {}
+      for i = 1, 12 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.run()
+      for i = 1, 12 do assert.are.equal(i, (tasks[i]:result()).id) end
+      assert.are.equal(4, peak("^/api/v1/customers/%d+$"))
+    end)
+
+    it("keep an error in one task to that task", function()
+      local bad = flextell.spawn(function() error("boom", 0) end)
+      local good = flextell.spawn(function() return client:get("/v1/customers/1") end)
+      local raised = flextell.spawn(function() for _ in client:each("/nope") do end end)
+      flextell.run()
+      local data, err = bad:result()
+      assert.is_nil(data)
+      assert.matches("^boom", err)
+      assert.are.equal(1, (good:result()).id)
+      local _, e2 = raised:result()
+      assert.are.equal("http", e2.kind)
+      assert.are.equal(404, e2.status)
+    end)
+
+    it("let a task spawn tasks and wait for them", function()
+      local outer = flextell.spawn(function()
+        local a = flextell.spawn(function() return client:get("/v1/customers/1") end)
+        local b = flextell.spawn(function() return client:get("/v1/customers/999") end)
+        return flextell.wait(a, b)
+      end)
+      flextell.run()
+      local ra, rb = outer:result()
+      assert.are.equal(1, ra[1].id)
+      assert.is_nil(rb[1])
+      assert.are.equal("not_found", rb[2].code)
+    end)
+
+    it("wait at top level runs the scheduler until the tasks are done", function()
+      delay(0.2, 2)
+      local a = flextell.spawn(function() return client:get("/v1/customers/1") end)
+      local b = flextell.spawn(function() return client:get("/v1/customers/2") end)
+      local ra, rb = flextell.wait(a, b)
+      assert.are.equal(1, ra[1].id)
+      assert.are.equal(2, rb[1].id)
+      assert.are.equal(2, peak("^/api/v1/customers/%d+$"))
+    end)
+
+    it("report a deadlock instead of spinning", function()
+      local t1
+      local t2 = flextell.spawn(function() return flextell.wait(t1) end)
+      t1 = flextell.spawn(function() return flextell.wait(t2) end)
+      assert.has_error(function() flextell.run() end,
+        "flextell.run: every task left is waiting for another task (a deadlock)")
+      t1:cancel()
+      t2:cancel()
+    end)
+  end)
+
+  describe("flextell.step", function()
+    it("returns at once while responses are pending, and finishes them over later steps", function()
+      delay(0.3, 3)
+      local tasks = {}
+      for i = 1, 3 do tasks[i] = flextell.spawn(function() return client:get("/v1/customers/" .. i) end) end
+      local t0 = core.now()
+      assert.are.equal(3, flextell.step(0))
+      assert.is_true(core.now() - t0 < 0.1, "step(0) took " .. (core.now() - t0))
+      local steps = 1
+      while flextell.step(0.01) > 0 do steps = steps + 1 end
+      assert.is_true(steps > 5, "finished in " .. steps .. " steps")
+      for i = 1, 3 do assert.are.equal(i, (tasks[i]:result()).id) end
+    end)
+
+    it("never takes much longer than asked", function()
+      delay(0.5, 4)
+      for i = 1, 4 do flextell.spawn(function() return client:get("/v1/customers/" .. i) end) end
+      local worst = 0
+      while true do
+        local t0 = core.now()
+        local left = flextell.step(0.02)
+        worst = math.max(worst, core.now() - t0)
+        if left == 0 then break end
+      end
+      assert.is_true(worst < 0.1, "a step took " .. worst .. " s")
+    end)
+  end)
+
+  describe("flextell.sleep", function()
+    it("lets the other tasks run while one sleeps", function()
+      local order = {}
+      local sleeper = flextell.spawn(function()
+        flextell.sleep(0.3)
+        order[#order + 1] = "slept"
+      end)
+      local caller = flextell.spawn(function()
+        assert(client:get("/v1/customers/1"))
+        order[#order + 1] = "called"
+      end)
+      flextell.wait(sleeper, caller)
+      assert.are.same({ "called", "slept" }, order)
+    end)
+  end)
+
+  describe("task:cancel", function()
+    it("cancels the call in flight and gives the task a usage error", function()
+      delay(2, 1)
+      local task = flextell.spawn(function() return client:get("/v1/customers/1") end)
+      flextell.step(0.05)
+      task:cancel()
+      assert.is_true(task:done())
+      local data, err = task:result()
+      assert.is_nil(data)
+      assert.are.equal("usage", err.kind)
+      assert.are.equal("cancelled", err.code)
+      assert.are.equal(0, core.loop_pending())
+      assert.are.equal(1, assert(client:get("/v1/customers/1")).id) -- the client goes on
+    end)
+  end)
+
+  describe("client:close with calls in flight", function()
+    it("ends them with usage/closed and makes new calls raise", function()
+      delay(2, 3)
+      local c = flextell.new { base_url = sb.url, token = sb.token }
+      local tasks = {}
+      for i = 1, 3 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.step(0.05)
+      assert.are.equal(3, core.loop_pending())
+      c:close()
+      flextell.run()
+      for i = 1, 3 do
+        local data, err = tasks[i]:result()
+        assert.is_nil(data)
+        assert.are.equal("usage", err.kind)
+        assert.are.equal("closed", err.code)
+      end
+      assert.are.equal(0, core.loop_pending())
+      assert.has_error(function() c:get("/v1/customers/1") end, "attempt to use a closed client")
+    end)
+  end)
+
+  describe("client:batch", function()
+    it("returns results in input order, errors in place", function()
+      delay(0.2, 10)
+      local reqs = {}
+      for i = 1, 10 do reqs[i] = { path = "/v1/customers/" .. (11 - i) } end
+      reqs[11] = { path = "/v1/customers/999999" }
+      local results = client:batch(reqs, { concurrency = 5 })
+      for i = 1, 10 do assert.are.equal(11 - i, results[i][1].id) end
+      assert.is_nil(results[11][1])
+      assert.are.equal("not_found", results[11][2].code)
+      assert.are.equal(5, peak("^/api/v1/customers/%d+$"))
+    end)
+
+    it("works inside a task too", function()
+      local task = flextell.spawn(function()
+        return client:batch({ { path = "/v1/customers/1" }, { method = "POST", path = "/v1/customers",
+          body = { first_name = "B", email = "batch@example.com" } } })
+      end)
+      flextell.run()
+      local results = task:result()
+      assert.are.equal(1, results[1][1].id)
+      assert.are.equal(46, results[2][1].id)
+    end)
+  end)
+
+  describe("prefetch", function()
+    it("has the next page in flight while the caller works on the current one", function()
+      assert(sb:arm { path = "/api/resources", fault = "delay", seconds = 0.3, count = 10 })
+      local pages, t0 = 0, core.now()
+      for _ in client:pages("/resources", { limit = 30 }, { prefetch = true }) do
+        pages = pages + 1
+        core.sleep(0.3) -- the caller's work on a page, as long as the server's on the next
+      end
+      local elapsed = core.now() - t0
+      assert.are.equal(3, pages)
+      local log = sb:requests { path = "/api/resources" }.requests
+      assert.are.equal(3, #log)
+      -- page 2 arrived at the server before the caller was done with page 1
+      assert.is_true(log[2].time < log[1].finished + 0.25, "page 2 was asked for late")
+      assert.is_true(elapsed < 3 * 0.6, "no overlap: " .. elapsed)
+    end)
+
+    it("gives the same items, also inside a task", function()
+      local plain = assert(client:all("/resources", { limit = 10 }))
+      local t = flextell.spawn(function()
+        local ids = {}
+        for item in client:each("/resources", { limit = 10 }, { prefetch = true }) do ids[#ids + 1] = item.id end
+        return ids
+      end)
+      flextell.run()
+      local ids = t:result()
+      assert.are.equal(84, #ids)
+      for i = 1, 84 do assert.are.equal(plain[i].id, ids[i]) end
+    end)
+  end)
+
+  describe("pacing with many in flight", function()
+    it("sends no call the server refuses, with 16 tasks and a window of 5", function()
+      sb:config { rate_limit = 5, rate_window = 2 }
+      local c = flextell.new { base_url = sb.url, token = sb.token, pace = true, deadline = 20 }
+      local tasks = {}
+      for i = 1, 16 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.run()
+      for i = 1, 16 do assert.are.equal(i, (tasks[i]:result()).id) end
+      for _, r in ipairs(sb:requests { match = "^/api/v1/customers/%d+$" }.requests) do
+        assert.are.equal(200, r.status)
+      end
+    end)
+  end)
+
+  describe("one refresh for many tasks", function()
+    local function authorized()
+      local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+        redirect_uri = sb.redirect_uri }
+      local url, state = c:authorize_url { scope = "customers:read" }
+      local tokens = assert(c:exchange_code(assert(sb:approve(url)), { state = state }))
+      c:close()
+      return tokens
+    end
+
+    local function expired_client(tokens)
+      return flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+        access_token = tokens.access_token, refresh_token = tokens.refresh_token, expires_at = os.time() - 1 }
+    end
+
+    it("refreshes once when ten tasks find the token expired; all go on with the new one", function()
+      local c = expired_client(authorized())
+      assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 0.3 })
+      local tasks = {}
+      for i = 1, 10 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.run()
+      for i = 1, 10 do assert.are.equal(i, (tasks[i]:result()).id) end
+      assert.are.equal(1, sb:oauth().grants.refresh_token)
+      assert.are.equal(1, sb:requests { path = "/oauth/token", method = "POST" }.count - 1) -- and the exchange
+    end)
+
+    it("refreshes once when ten tasks get a 401 for a revoked token", function()
+      local tokens = authorized()
+      local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+        access_token = tokens.access_token, refresh_token = tokens.refresh_token }
+      sb:expire_tokens {}
+      local tasks = {}
+      for i = 1, 10 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.run()
+      for i = 1, 10 do assert.are.equal(i, (tasks[i]:result()).id) end
+      assert.are.equal(1, sb:oauth().grants.refresh_token)
+    end)
+
+    it("gives every waiting task the refresh's error when it fails", function()
+      local c = expired_client(authorized())
+      assert(sb:arm { path = "/oauth/token", fault = "status", status = 500 })
+      local tasks = {}
+      for i = 1, 10 do tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end) end
+      flextell.run()
+      for i = 1, 10 do
+        local data, err = tasks[i]:result()
+        assert.is_nil(data)
+        assert.are.equal("http", err.kind)
+        assert.are.equal(500, err.status)
+        assert.are.equal("server_error", err.code)
+      end
+      assert.are.equal(2, sb:requests { path = "/oauth/token" }.count) -- the exchange and one refresh
+      assert.are.equal(0, sb:requests { match = "^/api/v1/customers/" }.count)
+    end)
+  end)
+
+  describe("hooks in tasks", function()
+    it("run on_retry in the task, where it may yield", function()
+      sb:arm { path = "/api/v1/customers/1", fault = "status", status = 503, retry_after = "0" }
+      local told = {}
+      local c = flextell.new { base_url = sb.url, token = sb.token, on_retry = function(info)
+        flextell.sleep(0.05) -- yields: the hook runs in the task
+        told[#told + 1] = info.reason
+      end }
+      local t = flextell.spawn(function() return c:get("/v1/customers/1") end)
+      flextell.run()
+      assert.are.equal(1, (t:result()).id)
+      assert.are.same({ "HTTP 503" }, told)
+    end)
+  end)
+
+  describe("collection", function()
+    it("collects a task whose handle was dropped once its calls ended, with its calls", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local t = flextell.spawn(function()
+          local call = client:start { path = "/v1/customers/1" }
+          weak.call = call
+          return (require("flextell.tasks").await(call)).id
+        end)
+        weak.task = t
+      end
+      flextell.run()
+      for _ = 1, 4 do collectgarbage() end
+      assert.is_nil(weak.task)
+      assert.is_nil(weak.call)
+    end)
+  end)
+end)
+
+-- Ctrl-C in the standard interpreters: they set a count hook on the main state when SIGINT
+-- comes; a blocking call waiting in C notices it within a quarter of a second, ends its
+-- transfer, and the interpreter's "interrupted!" goes up as usual.
+describe("Ctrl-C during a blocking call", function()
+  local sb
+  setup(function() sb = sandbox.start { tls = false } end)
+  teardown(function() sb:stop() end)
+
+  it("is noticed within half a second, even during a long wait", function()
+    assert(sb:arm { path = "/api/v1/customers/1", fault = "delay", seconds = 10 })
+    local jit_run = arg and arg[-1] == "luajit"
+    local interp = jit_run and "luajit" or "lua5.4"
+    local cpath = jit_run and "build/luajit/?.so" or "build/lua5.4/?.so"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write('local flextell = require "flextell"\n',
+      ("local c = flextell.new { base_url = %q, token = %q }\n"):format(sb.url, sb.token),
+      'io.stdout:write("calling\\n") io.stdout:flush()\n',
+      'local data, err = c:get("/v1/customers/1")\n',
+      'print("returned", data, err)\n')
+    f:close()
+    local t0 = core.now()
+    local p = assert(io.popen("unset LD_PRELOAD; LUA_PATH='lua/?.lua;lua/?/init.lua' LUA_CPATH='" .. cpath ..
+      "' timeout -s INT 1 " .. interp .. " " .. script .. " 2>&1; echo \"exit=$?\""))
+    local out = p:read("a")
+    p:close()
+    local elapsed = core.now() - t0
+    os.remove(script)
+    assert.matches("calling", out)
+    assert.matches("interrupted!", out)
+    assert.is_nil(out:find("returned", 1, true))
+    assert.matches("exit=124", out) -- timeout's status when it had to signal
+    assert.is_true(elapsed < 1.5, "the interpreter stopped " .. elapsed .. " s after the start, 1 s after Ctrl-C")
+    local log = sb:requests { path = "/api/v1/customers/1" }.requests
+    assert.are.equal(1, #log)
+  end)
+end)
