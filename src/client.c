@@ -1,5 +1,7 @@
 /* flextell.Client: options, lifecycle, and the call methods. A client owns a reference to the
- * shared state (multi handle, tokens); clients made with :with{} share it. */
+ * shared state (tokens, the refresh in progress, the rate-limit window, the count of transfers
+ * in flight); clients made with :with{} share it. A call method prepares and starts a call
+ * (call.c), then drives it blocking (loop.c), or, in a task, hands it to the Lua driver. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

@@ -1,4 +1,6 @@
-/* Prepare: a call's options -> method, URL, headers and body, validated before any I/O. */
+/* Prepare, the first step of a call (see call.c): its options -> method, URL, headers and body,
+ * validated before any I/O and kept in the call's C memory for every attempt. Only the
+ * Authorization header changes later, set before each send from the token of that moment. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,5 @@
-/* Finish: status, headers and body of the last attempt -> data, meta, res, or nil, err. */
+/* Finish, the step after send (see call.c): the status, headers and body of the call's last
+ * attempt -> data, meta, res, or nil, err; a failure outcome (no answer) -> its error. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
