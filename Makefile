@@ -40,7 +40,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
 .PHONY: all core deps deps-demo check-curl test test-lua test-luajit lint check-asan check-oom check-valgrind check-tsan check-install demo \
-        sandbox bench install uninstall clean luajit soak fuzz fuzz-build
+        sandbox bench host install uninstall clean luajit soak fuzz fuzz-build
 
 all: $(CORE)
 core: $(CORE)
@@ -115,3 +115,15 @@ bench-compare: core $(BUILD)/bench/raw_get
 $(BUILD)/bench/raw_get: bench/raw_get.c
 	mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
+
+# examples/host: a program that embeds Lua 5.4 with the core compiled in (no core.so), whatever
+# LUA the rest of the build is for.
+HOST_LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua5.4)
+HOST_LUA_LIBS := $(shell $(PKG_CONFIG) --libs lua5.4)
+
+host: build/host/flextell-host
+
+build/host/flextell-host: examples/host/host.c $(SRC) $(wildcard src/*.h) | check-curl
+	mkdir -p build/host
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(HOST_LUA_CFLAGS) $(CURL_CFLAGS) \
+	  -o $@ examples/host/host.c $(SRC) $(LDFLAGS) $(HOST_LUA_LIBS) $(LDLIBS)
