@@ -87,7 +87,7 @@ check-oom: core build/oom/oom
 	echo "check-oom: every scenario passed"
 
 check-valgrind: core
-	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS)
+	valgrind $(VALGRIND_FLAGS) lua5.4 $(BUSTED) $(BUSTED_FLAGS) --run=valgrind
 
 # The C core instrumented with ThreadSanitizer, used by eight threads at once, each with its own
 # lua_State and client (spec/c/threads.c), against a sandbox of its own. Process-wide state in
