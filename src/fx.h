@@ -30,7 +30,6 @@
 #define FX_TASKS_KEY "flextell.tasks" /* registry: weak table, coroutine -> task */
 #define FX_DEFAULT_BASE_URL "https://dev.flextell.ai/api"
 #define FX_MAX_HEADER_BYTES (64 * 1024)
-#define FX_POOL_SIZE 16
 #define FX_MAX_KEYS 256 /* query parameters or headers in one table */
 
 /* What went wrong, before it becomes a flextell.Error table. */

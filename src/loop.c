@@ -1,5 +1,5 @@
 /* The loop: one libcurl multi handle per lua_State, shared by every client in it (connections,
- * DNS and TLS sessions reused across clients), with a pool of easy handles. libcurl 7.88 polls
+ * and DNS reused across clients); each transfer gets an easy handle of its own. libcurl 7.88 polls
  * one multi handle at a time and hosts run many states on many threads, so there is no
  * process-wide scheduler: the loop lives in the state's registry. Two drivers use it:
  *
@@ -23,10 +23,10 @@
 
 struct fx_loop {
   CURLM *multi;
-  CURL *idle[FX_POOL_SIZE]; /* finished easy handles kept for reuse */
-  int nidle;
   fx_call **flight;         /* calls whose transfer is in the multi handle */
   int nflight, capflight;
+  fx_call **queued;         /* task calls sent but not yet handed to libcurl (see admit) */
+  int nqueued, capqueued;
   int dead;                 /* collected (lua_close): calls finalized later must not touch it */
 };
 
@@ -46,8 +46,10 @@ static int loop_gc(lua_State *L)
   lp->nflight = 0;
   free(lp->flight);
   lp->flight = NULL;
-  for (i = 0; i < lp->nidle; i++) curl_easy_cleanup(lp->idle[i]);
-  lp->nidle = 0;
+  for (i = 0; i < lp->nqueued; i++) lp->queued[i]->loop = NULL;
+  lp->nqueued = 0;
+  free(lp->queued);
+  lp->queued = NULL;
   if (lp->multi != NULL) curl_multi_cleanup(lp->multi);
   lp->multi = NULL;
   return 0;
@@ -108,20 +110,18 @@ static void push_anchored(lua_State *L, fx_call *r)
   lua_remove(L, -2);
 }
 
+/* Easy handles are made for a transfer and cleaned up after it, not reset and pooled:
+ * curl_easy_reset cannot report that it ran out of memory and may leave a handle half set up,
+ * and the connections, which are what is worth keeping, live in the multi handle anyway. */
 void fx_loop_release_easy(fx_loop *lp, CURL *easy)
 {
-  if (lp != NULL && !lp->dead && lp->nidle < FX_POOL_SIZE) {
-    curl_easy_reset(easy);
-    lp->idle[lp->nidle++] = easy;
-  } else {
-    curl_easy_cleanup(easy);
-  }
+  (void)lp;
+  curl_easy_cleanup(easy);
 }
 
 CURL *fx_loop_take_easy(lua_State *L)
 {
-  fx_loop *lp = fx_loop_get(L);
-  CURL *e = lp->nidle > 0 ? lp->idle[--lp->nidle] : curl_easy_init();
+  CURL *e = curl_easy_init();
   if (e == NULL) luaL_error(L, "not enough memory");
   return e;
 }
@@ -134,6 +134,12 @@ void fx_loop_detach(fx_call *r)
   if (lp == NULL) return;
   r->loop = NULL;
   if (lp->dead) return;
+  for (i = 0; i < lp->nqueued; i++)
+    if (lp->queued[i] == r) { /* not handed to libcurl yet */
+      memmove(&lp->queued[i], &lp->queued[i + 1], (size_t)(lp->nqueued - i - 1) * sizeof lp->queued[0]);
+      lp->nqueued--;
+      return;
+    }
   curl_multi_remove_handle(lp->multi, r->easy);
   for (i = 0; i < lp->nflight; i++)
     if (lp->flight[i] == r) {
@@ -148,27 +154,58 @@ void fx_loop_detach(fx_call *r)
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
-static void loop_send(lua_State *L, fx_loop *lp, int idx)
+static void grow(lua_State *L, fx_call ***arr, int n, int *cap)
 {
-  fx_call *r = fx_call_at(L, idx);
+  if (n == *cap) {
+    int c = *cap ? *cap * 2 : 16;
+    fx_call **p = (fx_call **)realloc(*arr, (size_t)c * sizeof *p);
+    if (p == NULL) luaL_error(L, "not enough memory");
+    *arr = p;
+    *cap = c;
+  }
+}
+
+/* Hands a call's transfer to libcurl (the call is anchored and marked sent already). */
+static void hand_over(lua_State *L, fx_loop *lp, fx_call *r)
+{
   CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L);
   r->easy = e;
-  if (lp->nflight == lp->capflight) {
-    int cap = lp->capflight ? lp->capflight * 2 : 16;
-    fx_call **p = (fx_call **)realloc(lp->flight, (size_t)cap * sizeof *p);
-    if (p == NULL) luaL_error(L, "not enough memory");
-    lp->flight = p;
-    lp->capflight = cap;
-  }
-  anchor(L, r, idx);
+  grow(L, &lp->flight, lp->nflight, &lp->capflight);
   fx_transport_start(L, r, e);
-  if (curl_multi_add_handle(lp->multi, e) != CURLM_OK) {
-    anchor(L, r, 0);
-    luaL_error(L, "not enough memory");
-  }
+  if (curl_multi_add_handle(lp->multi, e) != CURLM_OK) luaL_error(L, "not enough memory");
   lp->flight[lp->nflight++] = r;
+}
+
+/* Sends the call at idx: now (the blocking driver, prefetch), or, for a task, into the queue
+ * that loop_perform hands to libcurl a few at a time: curl_multi_perform starts every new
+ * transfer it holds at once, and a frame's step must not pay for fifty connections. */
+static void loop_send(lua_State *L, fx_loop *lp, int idx, int queue)
+{
+  fx_call *r = fx_call_at(L, idx);
+  anchor(L, r, idx);
   r->loop = lp;
   fx_call_sent(r);
+  if (queue) {
+    grow(L, &lp->queued, lp->nqueued, &lp->capqueued);
+    lp->queued[lp->nqueued++] = r;
+    return;
+  }
+  hand_over(L, lp, r);
+}
+
+/* Hands at most max queued transfers to libcurl (max < 0: all). A failure to start one (memory)
+ * raises; that call raises again from its result. */
+static void admit(lua_State *L, fx_loop *lp, int max)
+{
+  while (lp->nqueued > 0 && max != 0) {
+    fx_call *r = lp->queued[0];
+    memmove(&lp->queued[0], &lp->queued[1], (size_t)(lp->nqueued - 1) * sizeof lp->queued[0]);
+    lp->nqueued--;
+    if (max > 0) max--;
+    r->raise_oom = 1;
+    hand_over(L, lp, r);
+    r->raise_oom = 0;
+  }
 }
 
 /* A call whose transfer ended: a task's goes on the ready list, to be resumed. */
@@ -242,12 +279,14 @@ static void perform(lua_State *L, fx_loop *lp)
   }
 }
 
+/* Waits for activity at most that long: whole milliseconds, rounded down, so a wait never
+ * runs past the caller's budget (a scheduler's step). */
 static void wait_for(fx_loop *lp, double seconds)
 {
   int ms;
   if (seconds <= 0) return;
-  ms = seconds > 60 ? 60000 : (int)(seconds * 1000) + 1;
-  curl_multi_poll(lp->multi, NULL, 0, ms, NULL);
+  ms = seconds > 60 ? 60000 : (int)(seconds * 1000);
+  if (ms > 0) curl_multi_poll(lp->multi, NULL, 0, ms, NULL);
 }
 
 /* The earliest stall deadline of the calls in flight, as seconds from now (60 when none). */
@@ -273,8 +312,8 @@ void fx_loop_close_client(lua_State *L, fx_client *c)
   }
   lp = (fx_loop *)lua_touserdata(L, -1);
   lua_pop(L, 1);
-  for (i = 0; i < lp->nflight; i++) {
-    fx_call *r = lp->flight[i];
+  for (i = 0; i < lp->nflight + lp->nqueued; i++) {
+    fx_call *r = i < lp->nflight ? lp->flight[i] : lp->queued[i - lp->nflight];
     if (r->client == c) {
       fx_fail f;
       int idx;
@@ -285,7 +324,7 @@ void fx_loop_close_client(lua_State *L, fx_client *c)
       fx_fail_closed(&f);
       fx_call_end(r, &f);
       lua_pop(L, 1);
-      i = -1;
+      i = -1; /* the arrays changed: from the start again */
     }
   }
 }
@@ -346,7 +385,7 @@ static int drive(lua_State *L, int idx, int results)
     int what = fx_call_next(L, idx, &wait), top = lua_gettop(L);
     switch (what) {
     case FX_N_SEND:
-      loop_send(L, lp, idx);
+      loop_send(L, lp, idx, 0);
       perform(L, lp);
       break;
     case FX_N_FLIGHT:
@@ -410,7 +449,7 @@ static int core_advance(lua_State *L)
   what = fx_call_next(L, 1, &wait);
   switch (what) {
   case FX_N_SEND:
-    loop_send(L, lp, 1);
+    loop_send(L, lp, 1, 1);
     lua_pushliteral(L, "flight");
     return 1;
   case FX_N_FLIGHT:
@@ -447,7 +486,7 @@ static int core_send(lua_State *L)
   r->driver = FX_D_DETACHED;
   if (fx_call_next(L, 1, &wait) == FX_N_SEND) {
     fx_loop *lp = fx_loop_get(L);
-    loop_send(L, lp, 1);
+    loop_send(L, lp, 1, 0);
     perform(L, lp); /* on a kept-alive connection this writes the request now */
   }
   lua_settop(L, 1);
@@ -462,11 +501,13 @@ static int core_drive(lua_State *L)
   return fx_drive_blocking(L, 1);
 }
 
-/* core.loop_perform() -> calls: moves every transfer on; returns the task calls whose transfer
- * ended (their tasks are to be resumed), and the number still in flight. */
+/* core.loop_perform(max_new) -> calls, in_flight: hands at most max_new queued transfers to
+ * libcurl (all by default), moves every transfer on, and returns the task calls whose transfer
+ * ended (their tasks are to be resumed) and the number in flight or queued. */
 static int core_loop_perform(lua_State *L)
 {
   fx_loop *lp = fx_loop_get(L);
+  admit(L, lp, (int)luaL_optinteger(L, 1, -1));
   perform(L, lp);
   push_loop_field(L, "ready");
   lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY);
@@ -474,7 +515,7 @@ static int core_loop_perform(lua_State *L)
   lua_newtable(L);
   lua_setfield(L, -2, "ready");
   lua_pop(L, 2);
-  lua_pushinteger(L, lp->nflight);
+  lua_pushinteger(L, lp->nflight + lp->nqueued);
   return 2;
 }
 
@@ -484,6 +525,7 @@ static int core_loop_wait(lua_State *L)
 {
   fx_loop *lp = fx_loop_get(L);
   double s = luaL_checknumber(L, 1), stall = next_stall(lp);
+  if (lp->nqueued > 0) return 0; /* transfers wait to be handed over: no reason to sleep */
   if (lp->nflight > 0 && stall < s) s = stall;
   if (lp->nflight == 0) return 0; /* nothing to wake for: the scheduler sleeps by itself */
   wait_for(lp, s);
@@ -492,7 +534,8 @@ static int core_loop_wait(lua_State *L)
 
 static int core_loop_pending(lua_State *L)
 {
-  lua_pushinteger(L, fx_loop_get(L)->nflight);
+  fx_loop *lp = fx_loop_get(L);
+  lua_pushinteger(L, lp->nflight + lp->nqueued);
   return 1;
 }
 

@@ -101,7 +101,13 @@ function M.sleep(s)
   local task = current()
   if not task then
     local t_end = now() + s
-    repeat M.step(t_end - now()) until now() >= t_end
+    while now() < t_end do
+      if nalive == 0 then
+        sleep(t_end - now())
+      else
+        M.step(t_end - now())
+      end
+    end
     return
   end
   add_timer(task, now() + s)
@@ -186,8 +192,12 @@ local function wake_timers(t)
   return timers[1] and timers[1].at
 end
 
-local function take_ready()
-  local ready = loop_perform()
+-- One new transfer costs libcurl about this much of a step (a loopback connect and send; a TLS
+-- handshake more): a step with a budget hands libcurl no more new transfers than fit in it.
+M.NEW_TRANSFER_COST = 0.0002
+
+local function take_ready(max_new)
+  local ready = loop_perform(max_new)
   for _, call in ipairs(ready) do
     local task = parked[call]
     if task then
@@ -197,17 +207,19 @@ local function take_ready()
   end
 end
 
---- Does the work that is ready (finished transfers, due timers, tasks to resume), and waits for
--- more within the budget: returns after at most max_seconds (default 0: no waiting), with the
--- number of tasks still running. Call it once per frame from a game or app loop.
+--- Does the work that is ready (transfers that moved, timers due, tasks to resume) for at most
+-- max_seconds; when nothing was ready it waits once for activity within that budget, then does
+-- what arrived. Returns the number of tasks still running. max_seconds 0 (the default) does what
+-- is ready and never waits. Call it once per frame from a game or app loop.
 function M.step(max_seconds)
   local budget = max_seconds or 0
   local deadline = now() + budget
-  local resumed = 0
+  local max_new = budget > 0 and math.max(1, math.floor(budget / M.NEW_TRANSFER_COST)) or nil
+  local resumed, waited = 0, false
   while true do
-    take_ready()
-    local next_timer = wake_timers(now())
-    -- resume what is ready, within the budget (at least one task per step, so it progresses)
+    take_ready(max_new)
+    wake_timers(now())
+    -- resume what is ready, within the budget (at least one task, so every step progresses)
     while runq_head <= runq_tail do
       local task = runq[runq_head]
       runq[runq_head] = nil
@@ -218,12 +230,10 @@ function M.step(max_seconds)
     end
     if runq_head > runq_tail then runq_head, runq_tail = 1, 0 end
     local t = now()
-    if nalive == 0 or t >= deadline or resumed >= M.MAX_RESUMES_PER_STEP or runq_head <= runq_tail then
-      return nalive
-    end
-    next_timer = timers[1] and timers[1].at or next_timer
+    if nalive == 0 or resumed > 0 or waited or t >= deadline then return nalive end
+    -- idle: wait for the network or the next timer, within the budget, then take what came
     local until_t = deadline
-    if next_timer and next_timer < until_t then until_t = next_timer end
+    if timers[1] and timers[1].at < until_t then until_t = timers[1].at end
     if until_t > t then
       if loop_pending() > 0 then
         loop_wait(until_t - t)
@@ -231,6 +241,7 @@ function M.step(max_seconds)
         sleep(until_t - t)
       end
     end
+    waited = true
   end
 end
 
