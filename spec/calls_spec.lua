@@ -1,6 +1,7 @@
 -- The call methods against the sandbox: CRUD, envelopes, meta, res, and API errors.
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 local is_int = math.type and function(v) return math.type(v) == "integer" end
   or function(v) return type(v) == "number" and v % 1 == 0 end

@@ -3,6 +3,7 @@
 -- LuaJIT, which has no ephemeron tables).
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("client lifetime", function()
   local sb

@@ -1,6 +1,7 @@
 -- each, pages, all and pager over both pagination styles, and the guards against endless lists.
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("paging", function()
   local sb, client

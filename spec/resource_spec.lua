@@ -1,5 +1,6 @@
 -- client:resource(path): CRUD sugar with ids percent-encoded into the path.
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("flextell.Resource", function()
   local sb, client, customers

@@ -1,5 +1,6 @@
 -- X-Tenant: the tenant option, :with{tenant=}, per-call tenants and :tenants().
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("tenancy", function()
   local sb, client

@@ -3,6 +3,7 @@
 -- did from the client itself.
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
+local it = require("spec.helpers.modes").both(it)
 
 describe("client:to_curl", function()
   local sb
