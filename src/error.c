@@ -16,6 +16,8 @@ void fx_fail_set(fx_fail *f, const char *kind, const char *code, const char *fmt
   vsnprintf(f->message, sizeof f->message, fmt, ap);
   va_end(ap);
   f->maybe_sent = -1;
+  f->status = 0;
+  f->retry_after = -1;
 }
 
 void fx_fail_closed(fx_fail *f)
