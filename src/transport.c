@@ -230,9 +230,9 @@ void fx_transport_done(lua_State *L, int idx, CURLcode result)
   r->result = result;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
   curl_easy_getinfo(r->easy, CURLINFO_HTTP_CONNECTCODE, &r->connect_code);
-  if (r->oom) { /* a callback ran out: the one policy, raise (the call's result raises too) */
+  if (r->oom) { /* a callback ran out: the call's result raises (whoever drives the loop now) */
     r->raise_oom = 1;
-    luaL_error(L, "not enough memory");
+    return;
   }
   if (result == CURLE_OK) {
     fx_call_answered(L, idx);
@@ -263,8 +263,8 @@ void fx_transport_done(lua_State *L, int idx, CURLcode result)
     switch (result) {
     case CURLE_OUT_OF_MEMORY:
       if (!header_cap_hit(r)) {
-        r->raise_oom = 1;
-        luaL_error(L, "not enough memory");
+        r->raise_oom = 1; /* memory ran out in libcurl: the call's result raises */
+        return;
       }
       fl = FX_F_HEADERS_TOO_LARGE;
       detail = "a response header line is larger than libcurl accepts (100 KB)";

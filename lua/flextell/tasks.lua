@@ -10,8 +10,8 @@
 
 local core = require "flextell.core"
 
-local coroutine, error, getmetatable, ipairs, next, pcall, select, setmetatable, type, tostring, xpcall =
-  coroutine, error, getmetatable, ipairs, next, pcall, select, setmetatable, type, tostring, xpcall
+local coroutine, error, getmetatable, next, pairs, pcall, select, setmetatable, type, tostring, xpcall =
+  coroutine, error, getmetatable, next, pairs, pcall, select, setmetatable, type, tostring, xpcall
 local co_create, co_resume, co_running, co_status, co_yield =
   coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
 local co_close = coroutine.close -- 5.4: runs a cancelled task's to-be-closed variables
@@ -51,11 +51,13 @@ local function make_error(code, message)
   return setmetatable({ kind = "usage", code = code, message = message }, Error)
 end
 
+-- The scheduler's own steps are ordered so that running out of memory (which raises, out of
+-- run or step) leaves it consistent: a table grows first, then the state that depends on it.
 local function schedule(task)
   if task.queued or task.finished then return end
-  task.queued = true
+  runq[runq_tail + 1] = task
   runq_tail = runq_tail + 1
-  runq[runq_tail] = task
+  task.queued = true
 end
 
 local function add_timer(task, at)
@@ -66,19 +68,22 @@ end
 
 local function finish(task, ok, ...)
   if task.finished then return end
-  task.finished = true
   if ok then
     task.results = { n = select("#", ...), ... }
   else
     task.err = ...
   end
+  task.finished = true
   registry[task.co] = nil
   if alive[task] then
     alive[task] = nil
     nalive = nalive - 1
   end
-  for _, j in ipairs(task.joiners) do schedule(j) end
-  task.joiners = {}
+  local joiners = task.joiners
+  for i = 1, #joiners do
+    schedule(joiners[i])
+    joiners[i] = false
+  end
 end
 
 -- Runs the task until it yields or ends. An error in it ends that task, never the scheduler.
@@ -171,9 +176,13 @@ function M.spawn(fn, ...)
     finish(task, xpcall(function() return fn(unpack(args, 1, args.n)) end, handler))
   end)
   registry[task.co] = task
+  -- the queue's slot and the alive set grow first: running out of memory here leaves no task
+  -- that is alive but can never run
+  runq[runq_tail + 1] = task
   alive[task] = true
   nalive = nalive + 1
-  schedule(task)
+  runq_tail = runq_tail + 1
+  task.queued = true
   return task
 end
 
@@ -196,14 +205,41 @@ end
 -- handshake more): a step with a budget hands libcurl no more new transfers than fit in it.
 M.NEW_TRANSFER_COST = 0.0002
 
-local function take_ready(max_new)
-  local ready = loop_perform(max_new)
-  for _, call in ipairs(ready) do
+-- The calls libcurl is done with, handed back by the loop; kept here until every one's task is
+-- scheduled, so a step that runs out of memory half way loses none of them.
+local backlog, backlog_i = nil, 1
+
+local function take_backlog()
+  while backlog and backlog[backlog_i] do
+    local call = backlog[backlog_i]
     local task = parked[call]
     if task then
-      parked[call] = nil
       schedule(task)
+      parked[call] = nil
     end
+    backlog_i = backlog_i + 1
+  end
+  backlog = nil
+end
+
+local function take_ready(max_new)
+  take_backlog()
+  backlog, backlog_i = loop_perform(max_new), 1
+  take_backlog()
+end
+
+-- A safety net: with nothing in libcurl's hands, a parked task cannot be woken by a transfer
+-- (its call ended some other way: closed, cancelled, or memory ran out while it was handed
+-- over), and a task waiting for one that has ended must go on: both are scheduled to look again.
+local function rescue()
+  if loop_pending() == 0 then
+    for call, task in pairs(parked) do
+      schedule(task)
+      parked[call] = nil
+    end
+  end
+  for task in pairs(alive) do
+    if task.joining and task.joining.finished then schedule(task) end
   end
 end
 
@@ -231,14 +267,17 @@ function M.step(max_seconds)
     if runq_head > runq_tail then runq_head, runq_tail = 1, 0 end
     local t = now()
     if nalive == 0 or resumed > 0 or waited or t >= deadline then return nalive end
-    -- idle: wait for the network or the next timer, within the budget, then take what came
-    local until_t = deadline
-    if timers[1] and timers[1].at < until_t then until_t = timers[1].at end
-    if until_t > t then
-      if loop_pending() > 0 then
-        loop_wait(until_t - t)
-      else
-        sleep(until_t - t)
+    rescue()
+    if runq_head > runq_tail then
+      -- idle: wait for the network or the next timer, within the budget, then take what came
+      local until_t = deadline
+      if timers[1] and timers[1].at < until_t then until_t = timers[1].at end
+      if until_t > t then
+        if loop_pending() > 0 then
+          loop_wait(until_t - t)
+        else
+          sleep(until_t - t)
+        end
       end
     end
     waited = true
@@ -272,7 +311,9 @@ function M.wait(...)
     while not t.finished do
       if me then
         t.joiners[#t.joiners + 1] = me
+        me.joining = t
         co_yield()
+        me.joining = nil
       else
         M.step(0.25)
         if not t.finished and nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0

@@ -151,7 +151,58 @@ end
 -- fails while prepare runs); check(...) gets run's results afterwards and returns nil when they
 -- are exactly right, or what is wrong.
 
+-- A task's error is the task's result (nil, err): a raised one (a string) is raised again, so
+-- running out inside a task reads as running out; an error value is returned as the
+-- scenario's own nil, err.
+local function task_result(task)
+  local a, b = task:result()
+  if a == nil and type(b) == "string" then error(b, 0) end
+  return a, b
+end
+
+-- Tasks a failed run left behind (run() raised): cancelled before the next run, as a program
+-- would, so runs do not pile up work (in sustained mode each would otherwise do more than the
+-- last and the sweep would never reach a run without failures).
+local leftover = {}
+
 local scenarios = {
+  {
+    name = "tasks",
+    about = "three calls in tasks (flextell.spawn + run), one of them a prefetching walk",
+    prepare = function()
+      for _, t in ipairs(leftover) do
+        if t then t:cancel() end
+      end
+      leftover = { false, false, false } -- sized now: filling it in run() allocates nothing
+    end,
+    run = function()
+      local c = new_client()
+      local one = flextell.spawn(function() return c:get("/v1/customers/1") end)
+      leftover[1] = one
+      local two = flextell.spawn(function() return c:post("/_echo/t", { n = 2 }) end)
+      leftover[2] = two
+      local walk = flextell.spawn(function()
+        local n = 0
+        for _ in c:each("/resources", { limit = 40 }, { prefetch = true }) do n = n + 1 end
+        return n
+      end)
+      leftover[3] = walk
+      flextell.run()
+      local d1, e1 = task_result(one)
+      if d1 == nil then return nil, e1 end
+      local d2, e2 = task_result(two)
+      if d2 == nil then return nil, e2 end
+      local n, e3 = task_result(walk)
+      if n == nil then return nil, e3 end
+      return d1, d2, n
+    end,
+    check = function(d1, d2, n)
+      if type(d1) ~= "table" or d1.id ~= 1 then return "first call gave " .. describe(d1) end
+      if type(d2) ~= "table" or d2.json == nil or d2.json.n ~= 2 then return "second call gave " .. describe(d2) end
+      if n ~= 84 then return "the walk gave " .. describe(n) .. " items, not 84" end
+      return nil
+    end,
+  },
   {
     name = "get",
     about = "flextell.new + client:get(\"/v1/customers/1\")",
