@@ -525,7 +525,6 @@ static int core_loop_wait(lua_State *L)
 {
   fx_loop *lp = fx_loop_get(L);
   double s = luaL_checknumber(L, 1), stall = next_stall(lp);
-  if (lp->nqueued > 0) return 0; /* transfers wait to be handed over: no reason to sleep */
   if (lp->nflight > 0 && stall < s) s = stall;
   if (lp->nflight == 0) return 0; /* nothing to wake for: the scheduler sleeps by itself */
   wait_for(lp, s);

@@ -203,7 +203,7 @@ end
 
 -- One new transfer costs libcurl about this much of a step (a loopback connect and send; a TLS
 -- handshake more): a step with a budget hands libcurl no more new transfers than fit in it.
-M.NEW_TRANSFER_COST = 0.0002
+M.NEW_TRANSFER_COST = 0.0005
 
 -- The calls libcurl is done with, handed back by the loop; kept here until every one's task is
 -- scheduled, so a step that runs out of memory half way loses none of them.
@@ -253,7 +253,7 @@ function M.step(max_seconds)
   local max_new = budget > 0 and math.max(1, math.floor(budget / M.NEW_TRANSFER_COST)) or nil
   local resumed, waited = 0, false
   while true do
-    take_ready(max_new)
+    take_ready(waited and max_new and 0 or max_new) -- new transfers once per step
     wake_timers(now())
     -- resume what is ready, within the budget (at least one task, so every step progresses)
     while runq_head <= runq_tail do
