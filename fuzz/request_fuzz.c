@@ -198,7 +198,7 @@ static int token_char(unsigned char ch)
   return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static void check_request(lua_State *L, fx_client *c, const fx_spec *s, fx_request *r)
+static void check_request(lua_State *L, fx_client *c, const fx_spec *s, fx_call *r)
 {
   size_t blen = strlen(c->base_url), i;
   struct curl_slist *h;
@@ -215,8 +215,10 @@ static void check_request(lua_State *L, fx_client *c, const fx_spec *s, fx_reque
   }
   if (verbose) fprintf(stderr, "%s %s\n", r->method, r->url);
   for (h = r->headers; h != NULL; h = h->next) {
-    const char *line = h->data, *colon = strchr(line, ':');
-    FUZZ_CHECK(colon != NULL && colon > line, "header line without a name: %s", line);
+    /* "Name: value", "Name:" (left out, libcurl's too) or "Name;" (sent empty) */
+    const char *line = h->data, *colon = line + strcspn(line, ":;");
+    FUZZ_CHECK(*colon != '\0' && colon > line, "header line without a name: %s", line);
+    FUZZ_CHECK(*colon == ':' || colon[1] == '\0', "a ';' line with a value: %s", line);
     for (i = 0; line + i < colon; i++)
       FUZZ_CHECK(token_char((unsigned char)line[i]), "bad header name byte 0x%02x in %s",
                  (unsigned char)line[i], line);
@@ -244,13 +246,13 @@ static int prepare(lua_State *L)
   fx_client *c = fx_client_check(L, 1);
   fx_spec s;
   fx_fail f;
-  fx_request *r;
+  fx_call *r;
   luaL_checktype(L, 2, LUA_TTABLE);
   fx_spec_init(&s);
   fx_spec_from_table(L, 2, &s); /* raises on a malformed table */
   if (s.method == NULL) s.method = "GET";
   if (s.path == NULL) luaL_error(L, "'path' is required");
-  r = fx_request_new(L, c);
+  r = fx_call_new(L, 1, FX_K_API);
   if (fx_prepare(L, c, &s, r, &f) != 0) {
     FUZZ_CHECK(f.kind != NULL && f.message[0] != '\0', "failure without kind or message");
     return fx_error_return(L, &f, r);

@@ -1,10 +1,12 @@
-/* The response path: a finished transfer (status, raw header block, body, curl result) goes
- * through fx_finish into data, meta, res or nil, err, and every returned value is read.
+/* The finish step of a call: its last outcome (an answer: status, raw header block and body; or
+ * a transport failure with its code) goes through fx_finish into data, meta, res or nil, err,
+ * and every returned value is read.
  *
  * Input layout (see fuzz/README.md):
  *   [0..1] status, big-endian, modulo 1000 (so 0, 1xx and 6xx..9xx also occur)
- *   [2]    curl result: 0 = CURLE_OK, else byte % 100 (any CURLcode, including unknown ones)
- *   [3]    flags: 1 too_large, 2 headers_too_large, 4 stalled, 8 errbuf text,
+ *   [2]    the outcome: 0 = an answer, else a failure code (byte % FX_F_COUNT; 0 there is an
+ *          answer too)
+ *   [3]    flags: 1 may have been sent, 8 a text of the failure,
  *          0x70 method index, 0x80 three attempts instead of one
  *   [4..]  raw header block up to and including the first "\r\n\r\n", then the body.
  *          Without that separator everything is headers and the body is empty. */
@@ -20,7 +22,7 @@ static int finish_one(lua_State *L)
   const uint8_t *data = (const uint8_t *)lua_touserdata(L, 1);
   size_t size = (size_t)lua_tointeger(L, 2), hlen, i;
   fx_client *c;
-  fx_request *r;
+  fx_call *r;
   unsigned flags;
   int base, n, k;
   fuzz_reader in = {data, size};
@@ -34,28 +36,26 @@ static int finish_one(lua_State *L)
   lua_setfield(L, -2, "token");
   c = fuzz_client(L, 1);
 
-  /* the request as fx_request_new + fx_prepare + the transport leave it */
-  r = fx_request_new(L, c);
+  /* the call as prepare, a driver and decide leave it at its end */
+  r = fx_call_new(L, lua_gettop(L), FX_K_API);
   r->status = (long)(((fuzz_byte(&in) << 8) | fuzz_byte(&in)) % 1000);
   k = (int)fuzz_byte(&in);
-  r->result = k == 0 ? CURLE_OK : (CURLcode)(k % 100);
+  r->out.failure = (fx_failure)(k % FX_F_COUNT);
   flags = fuzz_byte(&in);
-  r->too_large = (flags & 1) != 0;
-  r->headers_too_large = (flags & 2) != 0;
-  r->stalled = (flags & 4) != 0;
-  if (flags & 8) snprintf(r->errbuf, sizeof r->errbuf, "simulated: %s", curl_easy_strerror(r->result));
+  r->out.maybe_sent = (flags & 1) != 0;
+  r->out.status = r->out.failure == FX_F_NONE ? r->status : 0;
+  if (r->out.failure != FX_F_NONE)
+    snprintf(r->detail, sizeof r->detail, "%s", (flags & 8) ? "simulated failure" : fx_failure_code(r->out.failure));
   snprintf(r->method, sizeof r->method, "%s", methods[(flags >> 4) & 7]);
   r->attempts = (flags & 0x80) ? 3 : 1;
-  r->max_retries = c->max_retries;
-  r->timeout = c->timeout;
+  r->pol.max_retries = c->max_retries;
+  r->pol.timeout = c->timeout;
   r->connect_timeout = c->connect_timeout;
   r->stall_timeout = c->stall_timeout;
   r->url = fx_strdup("https://api.test/api/v1/things?page=2");
   if (r->url == NULL) luaL_error(L, "not enough memory");
-  /* an easy handle, as after a real transfer: transport_fail asks it for the connect time */
-  r->easy = curl_easy_init();
   r->started = fx_now();
-  r->state = FX_DONE;
+  r->state = FX_S_DONE;
 
   hlen = in.n;
   for (i = 0; i + 4 <= in.n; i++)
@@ -69,13 +69,13 @@ static int finish_one(lua_State *L)
   fx_note_response(r); /* the transport's own Retry-After and X-RateLimit-* parsing */
 
   base = lua_gettop(L);
-  n = fx_finish(L, c, r);
+  n = fx_finish(L, r);
   FUZZ_CHECK(n == 2 || n == 3, "fx_finish returned %d values", n);
   FUZZ_CHECK(lua_gettop(L) >= base + n, "fx_finish returned more values than it pushed");
   if (n == 3) {
     /* success: data (never nil), meta table, res table whose status is the HTTP status */
-    FUZZ_CHECK(r->result == CURLE_OK && r->status >= 200 && r->status < 300,
-               "success for status %ld result %d", r->status, (int)r->result);
+    FUZZ_CHECK(r->out.failure == FX_F_NONE && r->status >= 200 && r->status < 300,
+               "success for status %ld failure %d", r->status, (int)r->out.failure);
     FUZZ_CHECK(!lua_isnil(L, -3), "success with nil data");
     FUZZ_CHECK(lua_istable(L, -2) && lua_istable(L, -1), "meta or res is not a table");
     lua_getfield(L, -1, "status");

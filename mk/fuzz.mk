@@ -7,7 +7,7 @@
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= json_fuzz response_fuzz request_fuzz
+FUZZ_TARGETS ?= json_fuzz response_fuzz request_fuzz decide_fuzz
 FUZZ_FLAGS ?=
 FUZZ_DIR := build/fuzz
 FUZZ_PKGS := $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl)
