@@ -201,6 +201,11 @@ local function wake_timers(t)
   return timers[1] and timers[1].at
 end
 
+-- A step waits for the network only with at least this much of its budget left: a frame's few
+-- milliseconds are better spent drawing (the next frame takes what arrived) than in a wait that
+-- the system may end late.
+M.MIN_WAIT = 0.005
+
 -- One new transfer costs libcurl about this much of a step (a loopback connect and send; a TLS
 -- handshake more): a step with a budget hands libcurl no more new transfers than fit in it.
 M.NEW_TRANSFER_COST = 0.0005
@@ -244,9 +249,10 @@ local function rescue()
 end
 
 --- Does the work that is ready (transfers that moved, timers due, tasks to resume) for at most
--- max_seconds; when nothing was ready it waits once for activity within that budget, then does
--- what arrived. Returns the number of tasks still running. max_seconds 0 (the default) does what
--- is ready and never waits. Call it once per frame from a game or app loop.
+-- max_seconds; when nothing was ready and at least MIN_WAIT (5 ms) of the budget is left, it
+-- waits once for activity within the budget, then does what arrived. Returns the number of tasks
+-- still running. max_seconds 0 (the default) does what is ready and never waits. Call it once
+-- per frame from a game or app loop (a frame's budget is too short to wait in).
 function M.step(max_seconds)
   local budget = max_seconds or 0
   local deadline = now() + budget
@@ -266,7 +272,7 @@ function M.step(max_seconds)
     end
     if runq_head > runq_tail then runq_head, runq_tail = 1, 0 end
     local t = now()
-    if nalive == 0 or resumed > 0 or waited or t >= deadline then return nalive end
+    if nalive == 0 or resumed > 0 or waited or deadline - t < M.MIN_WAIT then return nalive end
     rescue()
     if runq_head > runq_tail then
       -- idle: wait for the network or the next timer, within the budget, then take what came
