@@ -273,6 +273,29 @@ describe("OAuth", function()
       assert.are.equal(before, sb:requests { path = "/api/v1/customers/1" }.count)
     end)
 
+    it("counts the refresh in the call's deadline and in res.elapsed", function()
+      local _, tokens = authorized()
+      local function expired(opts)
+        local o = { access_token = tokens.access_token, refresh_token = tokens.refresh_token,
+          expires_at = os.time() - 1 }
+        for k, v in pairs(opts) do o[k] = v end
+        return new_client(o)
+      end
+      sb:arm { path = "/oauth/token", fault = "delay", seconds = 0.5 }
+      local data, _, res = expired({}):get("/v1/customers/1")
+      assert.are.equal(1, data.id)
+      assert.is_true(res.elapsed >= 0.5, "elapsed " .. res.elapsed)
+      sb:arm { path = "/oauth/token", fault = "delay", seconds = 3 }
+      local t0 = require("flextell.core").now()
+      local d2, err = expired({ deadline = 1 }):get("/v1/customers/2")
+      local took = require("flextell.core").now() - t0
+      assert.is_nil(d2)
+      assert.are.equal("timeout", err.kind)
+      assert.are.equal("timeout", err.code)
+      assert.is_true(took < 2, "the call took " .. took .. " s with a deadline of 1 s")
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/2" }.count)
+    end)
+
     it("fails a call of an OAuth client that was never authorized, sending nothing", function()
       local data, err = new_client():get("/v1/customers/1")
       assert.is_nil(data)
