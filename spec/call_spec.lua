@@ -64,7 +64,8 @@ local function drive(call, seen)
     elseif what == "wait" then
       if arg then core.sleep(arg) end
     elseif what == "hook" then
-      call:hooked(pcall(arg.fn, arg.arg))
+      seen[#seen] = arg.op and "hook " .. arg.hook .. " " .. arg.op or "hook " .. arg.hook
+      call:hooked(pcall(arg.fn, (table.unpack or unpack)(arg.args, 1, arg.args.n)))
     elseif what == "refresh" then
       drive(arg, seen)
     elseif what == "done" then
@@ -105,7 +106,7 @@ describe("flextell.Call", function()
     local data, _, res = drive(c:start { path = "/v1/customers/1" }, seen)
     assert.are.equal(1, data.id)
     assert.are.equal(2, res.attempts)
-    assert.are.same({ "send", "hook", "wait", "send", "done" }, seen)
+    assert.are.same({ "send", "hook on_retry", "wait", "send", "done" }, seen)
     assert.are.equal("HTTP 503", told[1].reason)
     assert.are.equal(1, told[1].delay)
   end)
@@ -145,6 +146,30 @@ describe("flextell.Call", function()
     assert.are.same({ "refresh", "send", "done", "send", "done" }, seen)
     assert.are_not.equal(tokens.access_token, c:tokens().access_token)
     assert.are.equal(sb.url:gsub("/api$", "") .. "/oauth/token", log[1].url)
+  end)
+
+  it("hands its driver a token store's steps as hooks, with their arguments", function()
+    local o = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+      redirect_uri = sb.redirect_uri }
+    local url, state = o:authorize_url { scope = "customers:read" }
+    local tokens = assert(o:exchange_code(assert(sb:approve(url)), { state = state }))
+    local store = flextell.memory_store()
+    tokens.expires_at = os.time() - 1
+    assert(store:save(tokens, 0))
+    local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+      token_store = store }
+    local seen = {}
+    local data = drive(c:start { path = "/v1/customers/2" }, seen)
+    assert.are.equal(2, data.id)
+    assert.are.same({ "refresh", "hook token_store load", "hook token_store lock", "hook token_store load", "send",
+      "hook token_store save", "hook token_store unlock", "done", "send", "done" }, seen)
+    local saved, version = store:load()
+    assert.are.equal(2, version)
+    assert.are.equal(c:tokens().access_token, saved.access_token)
+    assert.are_not.equal(tokens.refresh_token, saved.refresh_token)
+    local lock = store:lock { ttl = 1 } -- given back
+    assert.are.equal("flextell.MemoryLock", getmetatable(lock).__name)
+    lock:unlock()
   end)
 
   it("refuses driver reports out of turn, and a result before the end", function()

@@ -94,7 +94,8 @@ describe("OAuth", function()
       assert.matches("^sbrt_", tokens.refresh_token)
       assert.are.equal("Bearer", tokens.token_type)
       assert.are.equal("customers:read customers:write", tokens.scope)
-      assert.is_true(tokens.expires_at >= before + 3600 and tokens.expires_at <= os.time() + 3600)
+      -- time() may lag the precise clock by a tick
+      assert.is_true(tokens.expires_at >= before + 3600 and tokens.expires_at <= os.time() + 3601)
       assert.are.same(tokens, client:tokens())
       assert.are.equal(1, #events)
       assert.are.same(tokens, events[1])
@@ -314,6 +315,24 @@ describe("OAuth", function()
       assert.are.equal("on_token raised an error: disk full", err.message)
       assert.matches("^sbat_", client:tokens().access_token)
       assert(client:get("/v1/customers/1"))
+    end)
+
+    it("returns an error from on_token in a refresh the call needed, ahead of expiry and after a 401", function()
+      local fail = false
+      local client = authorized { on_token = function() if fail then error("disk full", 0) end end }
+      fail = true
+      sb:expire_tokens {}
+      local data, err = client:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.same({ "usage", "on_token_error", "on_token raised an error: disk full" },
+        { err.kind, err.code, err.message })
+      assert(client:get("/v1/customers/1")) -- the new tokens are in memory
+      fail = false
+      local ahead = authorized { refresh_margin = 1000000, on_token = function() if fail then error("full", 0) end end }
+      fail = true
+      data, err = ahead:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.equal("on_token_error", err.code)
     end)
 
     it("cannot refresh without a refresh token", function()

@@ -173,6 +173,125 @@ describe("tasks", function()
     end)
   end)
 
+  describe("task:cancel of work that may have reached the server", function()
+    local function stalled_post(c, email)
+      assert(sb:arm { path = "/api/v1/customers", method = "POST", fault = "stall", seconds = 1, bytes = 5 })
+      local task = flextell.spawn(function() return c:post("/v1/customers", { first_name = "Q", email = email }) end)
+      local t0 = core.now()
+      while core.now() - t0 < 0.3 do flextell.step(0.01) end
+      return task
+    end
+
+    it("says maybe_sent = true, with the call's method, url and attempts", function()
+      local task = stalled_post(client, "q1@example.com")
+      task:cancel()
+      local data, err = task:result()
+      assert.is_nil(data)
+      assert.are.same({ "usage", "cancelled", "the task was cancelled", true, "POST", sb.url .. "/v1/customers", 1 },
+        { err.kind, err.code, err.message, err.maybe_sent, err.method, err.url, err.attempts })
+      assert.are.equal(1, sb:requests { method = "POST", path = "/api/v1/customers" }.count)
+    end)
+
+    it("says maybe_sent = true when the client is closed under a POST", function()
+      local c = flextell.new { base_url = sb.url, token = sb.token }
+      local task = stalled_post(c, "q2@example.com")
+      c:close()
+      flextell.run()
+      local _, err = task:result()
+      assert.are.same({ "usage", "closed", true, "POST" }, { err.kind, err.code, err.maybe_sent, err.method })
+    end)
+
+    it("says maybe_sent = false for a call that never went out", function()
+      local c = flextell.new { base_url = sb.url, token = sb.token, max_concurrency = 1 }
+      delay(2, 1)
+      flextell.spawn(function() return c:get("/v1/customers/1") end)
+      local held = flextell.spawn(function() return c:post("/v1/customers", { first_name = "H", email = "h@example.com" }) end)
+      flextell.step(0.05)
+      held:cancel()
+      local _, err = held:result()
+      assert.are.same({ "cancelled", false, 0 }, { err.code, err.maybe_sent, err.attempts })
+      assert.are.equal(0, sb:requests { method = "POST" }.count)
+    end)
+
+    it("ends the token refresh the task was waiting on, so other tasks refresh at once", function()
+      local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+        redirect_uri = sb.redirect_uri }
+      local url, state = c:authorize_url {}
+      assert(c:exchange_code(assert(sb:approve(url)), { state = state }))
+      sb:expire_tokens {}
+      assert(sb:arm { path = "/oauth/token", fault = "status", status = 503, retry_after = "3" })
+      local a = flextell.spawn(function() return c:get("/v1/customers/1") end)
+      local t0 = core.now()
+      while core.now() - t0 < 0.3 do flextell.step(0.01) end -- a: 401, refresh, 503, waits 3 s
+      a:cancel()
+      local b = flextell.spawn(function() return c:get("/v1/customers/2") end)
+      t0 = core.now()
+      while not b:done() and core.now() - t0 < 2 do flextell.step(0.02) end
+      assert.is_true(b:done())
+      assert.are.equal(2, (b:result()).id)
+      assert.are.equal(1, sb:oauth().grants.refresh_token)
+    end)
+
+    it("cancels the workers of a batch the task runs: no request goes out after", function()
+      assert(sb:arm { path = "/api/v1/customers", method = "POST", fault = "delay", seconds = 0.3, count = 100 })
+      local reqs = {}
+      for i = 1, 20 do
+        reqs[i] = { method = "POST", path = "/v1/customers",
+          body = { first_name = "B" .. i, email = "b" .. i .. "@example.com" } }
+      end
+      local task = flextell.spawn(function() return client:batch(reqs, { concurrency = 2 }) end)
+      local t0 = core.now()
+      while core.now() - t0 < 0.5 do flextell.step(0.01) end
+      task:cancel()
+      local sent = sb:requests { method = "POST" }.count
+      flextell.run()
+      assert.are.equal(sent, sb:requests { method = "POST" }.count)
+      assert.are.equal(4, sent)
+      assert.are.equal(0, core.loop_pending())
+    end)
+  end)
+
+  describe("a deadline while held", function()
+    it("ends a call held for a max_concurrency slot when it passes: never sent late", function()
+      local c = flextell.new { base_url = sb.url, token = sb.token, max_concurrency = 1 }
+      delay(2, 1)
+      flextell.spawn(function() return c:get("/v1/customers/1") end)
+      local t0 = core.now()
+      local post = flextell.spawn(function()
+        local data, err = c:post("/v1/customers", { first_name = "D", email = "d@example.com" }, { deadline = 0.5 })
+        return data, err, core.now() - t0
+      end)
+      flextell.run()
+      local data, err, took = post:result()
+      assert.is_nil(data)
+      assert.are.same({ "timeout", "timeout", "the call's deadline passed before it could be sent", false, 0 },
+        { err.kind, err.code, err.message, err.maybe_sent, err.attempts })
+      assert.is_true(took < 1.5, "ended after " .. took .. " s")
+      assert.are.equal(0, sb:requests { method = "POST" }.count)
+    end)
+
+    it("ends a blocking call held for a slot a task holds", function()
+      local c = flextell.new { base_url = sb.url, token = sb.token, max_concurrency = 1 }
+      delay(2, 1)
+      flextell.spawn(function() return c:get("/v1/customers/1") end)
+      flextell.step(0.05)
+      local data, err = c:get("/v1/customers/2", nil, { deadline = 0.3 })
+      assert.is_nil(data)
+      assert.are.same({ "timeout", "the call's deadline passed before it could be sent" }, { err.code, err.message })
+      flextell.run()
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/2" }.count)
+    end)
+  end)
+
+  describe("flextell.run inside a task", function()
+    it("raises a clear error", function()
+      local t = flextell.spawn(function() flextell.run() end)
+      flextell.run()
+      local _, err = t:result()
+      assert.matches("flextell.run: called inside a task %(use flextell.wait for other tasks%)", err)
+    end)
+  end)
+
   describe("client:close with calls in flight", function()
     it("ends them with usage/closed and makes new calls raise", function()
       delay(2, 3)

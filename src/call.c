@@ -29,7 +29,7 @@ static void push_uv(lua_State *L, int idx)
   fx_getuservalue(L, idx);
 }
 
-static void uv_set(lua_State *L, int idx, const char *k) /* pops the value */
+void fx_call_uv_set(lua_State *L, int idx, const char *k) /* pops the value */
 {
   idx = fx_absindex(L, idx);
   push_uv(L, idx);
@@ -38,7 +38,7 @@ static void uv_set(lua_State *L, int idx, const char *k) /* pops the value */
   lua_pop(L, 1);
 }
 
-static int uv_get(lua_State *L, int idx, const char *k) /* pushes the value, returns its type */
+int fx_call_uv_get(lua_State *L, int idx, const char *k) /* pushes the value, returns its type */
 {
   push_uv(L, idx);
   lua_getfield(L, -1, k);
@@ -112,13 +112,28 @@ void fx_call_release_slots(fx_call *r)
   }
 }
 
+static void queue_hook(fx_call *r, int which, int attempt, long status, double delay, const char *reason);
+
+/* Ends the call with f. A call that holds a token store's lock gives it back first: one hook
+ * (unlock) runs before it is done. */
 void fx_call_end(fx_call *r, const fx_fail *f)
 {
   fx_call_release_slots(r);
   r->fail = *f;
+  /* cancelled, closed, interrupted, or out of time: could the server have it anyway? An earlier
+   * attempt that may have been sent, or one on the wire now (written, as libcurl told, or in a
+   * driver of the caller's own, which cannot tell) */
+  if (r->fail.maybe_sent < 0)
+    r->fail.maybe_sent = r->any_sent || (r->state == FX_S_FLIGHT && (r->sends > 0 || r->driver == FX_D_NONE));
   r->ended = 1;
   r->nhooks = 0;
   r->state = FX_S_DONE;
+  if (r->locked) {
+    queue_hook(r, 2, 0, 0, 0, NULL);
+    r->hooks[0].op = FX_ST_UNLOCK;
+    r->after_hook = FX_S_DONE;
+    r->state = FX_S_HOOK;
+  }
 }
 
 static void end_with(fx_call *r, const char *kind, const char *code, const char *msg)
@@ -139,12 +154,20 @@ static void queue_hook(fx_call *r, int which, int attempt, long status, double d
   h->attempt = attempt;
   h->status = status;
   h->delay = delay;
+  h->op = 0;
   snprintf(h->reason, sizeof h->reason, "%s", reason ? reason : "");
 }
 
 void fx_call_queue_token_hook(fx_call *r)
 {
   queue_hook(r, 1, 0, 0, 0, NULL);
+}
+
+void fx_call_queue_store_hook(fx_call *r, int op)
+{
+  int n = r->nhooks;
+  queue_hook(r, 2, 0, 0, 0, NULL);
+  if (r->nhooks > n) r->hooks[n].op = op;
 }
 
 static void pop_hook(fx_call *r)
@@ -162,12 +185,18 @@ static void push_seconds(lua_State *L, double s)
     lua_pushnumber(L, s);
 }
 
-/* Pushes the hook function and its argument for hooks[0]; 0 (nothing pushed) when the client
- * has no such hook. The hooks table is the client's user value (shared by with{} clients). */
+/* Pushes the hook function and its arguments for hooks[0] (r->hook_nargs of them); 0 (nothing
+ * pushed) when the client has no such hook. The hooks table is the client's user value (shared
+ * by with{} clients). */
 static int push_hook(lua_State *L, int idx, fx_call *r)
 {
   const fx_hook *h = &r->hooks[0];
-  uv_get(L, idx, "client");
+  if (h->which == 2) {
+    r->hook_nargs = fx_store_push_hook(L, idx, r, h->op);
+    return r->hook_nargs > 0;
+  }
+  r->hook_nargs = 1;
+  fx_call_uv_get(L, idx, "client");
   fx_getuservalue(L, -1);
   lua_remove(L, -2);
   lua_getfield(L, -1, h->which == 0 ? "on_retry" : "on_token");
@@ -201,12 +230,15 @@ static int push_hook(lua_State *L, int idx, fx_call *r)
 void fx_call_hooked(lua_State *L, int idx, int ok, int err_idx)
 {
   fx_call *r = fx_call_at(L, idx);
-  int which;
+  int which, op;
   if (r->state != FX_S_HOOK || r->nhooks == 0) luaL_error(L, "the call is not waiting for a hook");
   which = r->hooks[0].which;
+  op = r->hooks[0].op;
   pop_hook(r);
   r->hook_running = 0;
-  if (!ok) {
+  if (which == 2) {
+    fx_store_hooked(L, idx, r, op, ok, err_idx);
+  } else if (!ok) {
     const char *m = lua_tostring(L, err_idx);
     fx_fail f;
     if (which == 0) {
@@ -217,7 +249,8 @@ void fx_call_hooked(lua_State *L, int idx, int ok, int err_idx)
       fx_fail_set(&f, "usage", "on_token_error", "on_token raised an error: %s",
                   m ? m : luaL_typename(L, err_idx));
       fx_error_push(L, &f, NULL);
-      uv_set(L, idx, "err");
+      fx_call_uv_set(L, idx, "err");
+      r->token_failed = 1; /* and the call that needed the refresh returns it too */
     }
   }
   if (r->state != FX_S_DONE && r->client->shared == NULL) { /* the hook closed the client */
@@ -280,6 +313,7 @@ void fx_call_answered(lua_State *L, int idx)
   r->out.status = r->status;
   r->out.failure = FX_F_NONE;
   r->out.maybe_sent = 1;
+  r->any_sent = 1;
   r->out.retry_after = r->retry_after;
   r->detail[0] = '\0';
   decide(L, fx_absindex(L, idx), r);
@@ -294,6 +328,7 @@ void fx_call_failed(lua_State *L, int idx, fx_failure fl, int maybe_sent, const 
   r->out.status = 0;
   r->out.failure = fl;
   r->out.maybe_sent = maybe_sent;
+  if (maybe_sent) r->any_sent = 1;
   r->out.retry_after = -1;
   r->retry_after = -1;
   snprintf(r->detail, sizeof r->detail, "%s", detail && *detail ? detail : fx_failure_code(fl));
@@ -339,7 +374,7 @@ static int start_api(lua_State *L, int idx, fx_call *r)
     }
     r->need_refresh = 0;
     lua_pushvalue(L, idx);
-    uv_get(L, idx, "client");
+    fx_call_uv_get(L, idx, "client");
     {
       fx_call *child = fx_oauth_refresh_call(L, lua_gettop(L)); /* the client, then the child */
       /* the refresh is part of the call: it ends by the call's deadline at the latest */
@@ -349,7 +384,7 @@ static int start_api(lua_State *L, int idx, fx_call *r)
     lua_remove(L, -2);
     lua_remove(L, -2);
     lua_pushvalue(L, -1);
-    uv_set(L, idx, "child");
+    fx_call_uv_set(L, idx, "child");
     return -1;
   }
   if (S->access_token == NULL && S->client_id != NULL) {
@@ -364,11 +399,11 @@ static int start_api(lua_State *L, int idx, fx_call *r)
   return FX_S_READY;
 }
 
-/* START for a token call: one refresh at a time per shared state. */
-static int start_token(fx_call *r)
+/* START for a token call: one refresh at a time per shared state, then the token store's steps. */
+static int start_token(lua_State *L, int idx, fx_call *r)
 {
   fx_shared *S = r->shared;
-  if (r->kind != FX_K_REFRESH || r->holds_refresh) return FX_S_READY;
+  if (r->kind != FX_K_REFRESH || r->holds_refresh) return S->has_store ? fx_store_start(L, idx, r) : FX_S_READY;
   if (r->refresh_gen_seen != 0) {
     unsigned long seen = r->refresh_gen_seen - 1;
     r->refresh_gen_seen = 0;
@@ -388,7 +423,7 @@ static int start_token(fx_call *r)
   }
   S->refreshing = 1;
   r->holds_refresh = 1;
-  return FX_S_READY;
+  return S->has_store ? fx_store_start(L, idx, r) : FX_S_READY;
 }
 
 /* READY: a concurrency slot, then a slot of the rate-limit window, then go. */
@@ -447,19 +482,23 @@ int fx_call_next(lua_State *L, int idx, double *wait)
         end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
         break;
       }
-      next = r->kind == FX_K_API ? start_api(L, idx, r) : start_token(r);
+      next = r->kind == FX_K_API ? start_api(L, idx, r) : start_token(L, idx, r);
       if (next < 0) {
         r->state = FX_S_REFRESH;
         return FX_N_REFRESH; /* the child is pushed */
       }
-      if (r->state != FX_S_DONE) r->state = next;
+      if (!r->ended && r->state != FX_S_DONE) r->state = next;
       break;
     }
     case FX_S_READY: {
       int next;
       if (closed(r)) break;
+      if (r->pol.deadline > 0 && fx_now() >= r->pol.deadline) { /* held for a slot or the window */
+        end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
+        break;
+      }
       next = ready(r, wait);
-      if (r->state == FX_S_DONE) break;
+      if (r->ended || r->state == FX_S_DONE) break;
       r->state = next;
       if (next == FX_S_WAIT) return FX_N_WAIT;
       if (next == FX_S_HOLD) {
@@ -485,6 +524,10 @@ int fx_call_next(lua_State *L, int idx, double *wait)
     }
     case FX_S_HOLD:
       if (closed(r)) break;
+      if (r->pol.deadline > 0 && fx_now() >= r->pol.deadline) { /* another call's refresh, a slot */
+        end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
+        break;
+      }
       if (r->hold_ready) { /* held for a slot: READY asks again, and holds again if it must */
         r->hold_ready = 0;
         r->state = FX_S_READY;
@@ -497,7 +540,7 @@ int fx_call_next(lua_State *L, int idx, double *wait)
       break;
     case FX_S_REFRESH: {
       fx_call *child;
-      if (uv_get(L, idx, "child") != LUA_TUSERDATA) {
+      if (fx_call_uv_get(L, idx, "child") != LUA_TUSERDATA) {
         lua_pop(L, 1);
         r->state = FX_S_START;
         break;
@@ -505,6 +548,12 @@ int fx_call_next(lua_State *L, int idx, double *wait)
       child = fx_call_at(L, -1);
       if (child->state != FX_S_DONE) return FX_N_REFRESH; /* the child is pushed */
       lua_pop(L, 1);
+      if (child->raise_oom) { /* memory ran out in the refresh: this call raises too */
+        r->raise_oom = 1;
+        fx_call_release_slots(r);
+        r->state = FX_S_DONE;
+        break;
+      }
       if (child->ended || child->token_failed) {
         r->by_child = 1; /* the refresh's error is the call's */
         fx_call_release_slots(r);
@@ -512,7 +561,7 @@ int fx_call_next(lua_State *L, int idx, double *wait)
         break;
       }
       lua_pushnil(L);
-      uv_set(L, idx, "child");
+      fx_call_uv_set(L, idx, "child");
       r->refreshed = 1;
       r->state = FX_S_START;
       break;
@@ -543,7 +592,7 @@ int fx_call_result(lua_State *L, int idx)
   if (r->raise_oom) luaL_error(L, "not enough memory");
   if (r->state != FX_S_DONE) luaL_error(L, "the call is not done yet");
   if (r->by_child) { /* the token refresh before it failed: that error */
-    uv_get(L, idx, "child");
+    fx_call_uv_get(L, idx, "child");
     return fx_call_result(L, lua_gettop(L));
   }
   if (r->ended) {
@@ -557,7 +606,7 @@ int fx_call_result(lua_State *L, int idx)
     return 2;
   }
   if (r->kind != FX_K_API) {
-    if (uv_get(L, idx, "err") == LUA_TTABLE) {
+    if (fx_call_uv_get(L, idx, "err") == LUA_TTABLE) {
       lua_pushnil(L);
       lua_insert(L, -2);
       return 2;
@@ -616,9 +665,24 @@ static int call_gc(lua_State *L)
 static int call_cancel(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
+  lua_settop(L, 1);
   if (r->state != FX_S_DONE && r->shared != NULL) {
     fx_loop_detach(r);
     end_with(r, "usage", "cancelled", "the call was cancelled");
+  }
+  if (r->locked) { /* give the token store's lock back now, not at its expiry */
+    int base = lua_gettop(L);
+    r->locked = 0;
+    r->nhooks = 0;
+    r->state = FX_S_DONE;
+    if (fx_call_uv_get(L, 1, "lock") != LUA_TNIL) {
+      lua_getfield(L, -1, "unlock");
+      lua_insert(L, -2);
+      if (lua_pcall(L, 1, 0, 0) == LUA_ERRMEM) lua_error(L);
+    }
+    lua_settop(L, base);
+    lua_pushnil(L);
+    fx_call_uv_set(L, 1, "lock");
   }
   return 0;
 }
@@ -667,7 +731,7 @@ static void push_request(lua_State *L, int idx, fx_call *r)
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
   }
-  if (uv_get(L, idx, "multipart") == LUA_TTABLE)
+  if (fx_call_uv_get(L, idx, "multipart") == LUA_TTABLE)
     lua_setfield(L, -2, "multipart");
   else
     lua_pop(L, 1);
@@ -687,7 +751,9 @@ static void push_request(lua_State *L, int idx, fx_call *r)
 }
 
 /* call:next() -> "send", request | "wait", seconds (nil: until other calls move) | "refresh",
- * child | "hook", { hook = "on_retry"|"on_token", fn = f, arg = a } | "done". */
+ * child | "hook", { hook = "on_retry"|"on_token"|"token_store", op = store step, fn = f,
+ * args = { n = k, ... }, arg = args[1] } | "done". The driver answers a hook with
+ * call:hooked(pcall(fn, unpack(args, 1, args.n))). */
 static int call_next(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -713,16 +779,32 @@ static int call_next(lua_State *L)
     lua_pushliteral(L, "refresh");
     lua_insert(L, -2);
     return 2;
-  case FX_N_HOOK: /* fn, arg on the stack */
-    lua_createtable(L, 0, 3);
-    lua_insert(L, -3);
-    lua_setfield(L, -3, "arg");
+  case FX_N_HOOK: { /* fn and its arguments on the stack */
+    int n = r->hook_nargs, fn = lua_gettop(L) - n, i;
+    const fx_hook *h = &r->hooks[0];
+    lua_createtable(L, 0, 5);
+    lua_pushvalue(L, fn);
     lua_setfield(L, -2, "fn");
-    lua_pushstring(L, r->hooks[0].which == 0 ? "on_retry" : "on_token");
+    lua_createtable(L, n, 1);
+    for (i = 1; i <= n; i++) {
+      lua_pushvalue(L, fn + i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    lua_setfield(L, -2, "args");
+    lua_pushvalue(L, fn + 1);
+    lua_setfield(L, -2, "arg");
+    lua_pushstring(L, h->which == 0 ? "on_retry" : h->which == 1 ? "on_token" : "token_store");
     lua_setfield(L, -2, "hook");
+    if (h->which == 2) {
+      lua_pushstring(L, fx_store_op_name(h->op));
+      lua_setfield(L, -2, "op");
+    }
     lua_pushliteral(L, "hook");
     lua_insert(L, -2);
     return 2;
+  }
   default:
     lua_pushliteral(L, "done");
     return 1;

@@ -186,7 +186,7 @@ static int client_tostring(lua_State *L)
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-enum { OPT_STR, OPT_NUM, OPT_INT, OPT_BOOL, OPT_TABLE, OPT_FUNC, OPT_TENANT, OPT_PROXY };
+enum { OPT_STR, OPT_NUM, OPT_INT, OPT_BOOL, OPT_TABLE, OPT_FUNC, OPT_TENANT, OPT_PROXY, OPT_STORE };
 
 typedef struct opt_def {
   const char *name;
@@ -210,13 +210,14 @@ static const opt_def client_options[] = {
   {"ca_file", OPT_STR, 0},        {"ca_path", OPT_STR, 0},
   {"proxy", OPT_PROXY, 0},        {"max_response_bytes", OPT_INT, 0},
   {"allow_http", OPT_BOOL, 0},    {"write_max_idle", OPT_INT, 1},
-  {"max_concurrency", OPT_INT, 0},
+  {"max_concurrency", OPT_INT, 0}, {"token_store", OPT_STORE, 0},
   {NULL, 0, 0}
 };
 
 static const char *const type_names[] = {"a string", "a number", "an integer", "a boolean",
                                          "a table", "a function", "an integer or false",
-                                         "a URL string or false"};
+                                         "a URL string or false",
+                                         "a token store (load, save and lock methods)"};
 
 /* Raises on an unknown option or a value of the wrong type: these are programmer errors. */
 static void check_options(lua_State *L, int idx, const char *fname, int derived)
@@ -242,6 +243,21 @@ static void check_options(lua_State *L, int idx, const char *fname, int derived)
     case OPT_TABLE: ok = t == LUA_TTABLE; break;
     case OPT_FUNC: ok = t == LUA_TFUNCTION; break;
     case OPT_PROXY: ok = t == LUA_TSTRING || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)); break;
+    case OPT_STORE: {
+      static const char *const needs[] = {"load", "save", "lock"};
+      int i;
+      ok = t == LUA_TTABLE || t == LUA_TUSERDATA;
+      for (i = 0; ok && i < 3; i++) {
+        lua_getfield(L, -1, needs[i]);
+        ok = lua_type(L, -1) == LUA_TFUNCTION;
+        if (!ok && !lua_isnil(L, -1) && luaL_getmetafield(L, -1, "__call")) { /* a callable object */
+          ok = 1;
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+      break;
+    }
     default: /* OPT_TENANT */
       ok = (t == LUA_TNUMBER && fx_isinteger(L, -1)) || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1));
       break;
@@ -610,7 +626,30 @@ static int client_new(lua_State *L)
   lua_setfield(L, -2, "on_token");
   lua_getfield(L, 1, "on_retry");
   lua_setfield(L, -2, "on_retry");
+  lua_getfield(L, 1, "token_store");
+  S->has_store = !lua_isnil(L, -1);
+  lua_setfield(L, -2, "token_store");
   lua_pop(L, 1);
+  return 1;
+}
+
+/* core.store_loaded(client, tokens|nil, version): what the token store held when the client was
+ * made (flextell.new loads it, in Lua, so a store may yield there). Its tokens replace any given
+ * in the options; the version is the one a save compares against. */
+static int core_store_loaded(lua_State *L)
+{
+  fx_client *c = fx_client_check(L, 1);
+  luaL_checktype(L, 3, LUA_TNUMBER);
+  if (lua_istable(L, 2) && fx_oauth_adopt(L, c->shared, 2) < 0) {
+    fx_fail f;
+    fx_fail_set(&f, "auth", "token_store_error",
+                "the token store holds tokens that are not valid (not strings of token characters)");
+    return fx_error_return(L, &f, NULL);
+  }
+  fx_getuservalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "token_store_version");
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -934,6 +973,8 @@ void flextell_client_open(lua_State *L)
   lua_setfield(L, -2, "new");
   lua_pushcfunction(L, core_escape);
   lua_setfield(L, -2, "escape");
+  lua_pushcfunction(L, core_store_loaded);
+  lua_setfield(L, -2, "store_loaded");
   lua_pushstring(L, FX_VERSION);
   lua_setfield(L, -2, "_VERSION");
 }

@@ -66,6 +66,7 @@ typedef struct fx_shared {
   char *authorize_url;
   int token_url_loopback;  /* never sent through a proxy from the environment */
   double refresh_margin;
+  int has_store;           /* a token_store (in the client's user value) */
   /* the rate-limit window, and the calls in flight against it */
   fx_window window;
   int inflight;            /* transfers in flight, for max_concurrency */
@@ -114,8 +115,14 @@ enum { FX_D_NONE, FX_D_BLOCKING, FX_D_TASK, FX_D_DETACHED }; /* who drives it th
 typedef struct fx_loop fx_loop;
 
 /* A pending hook: on_retry (a retry or a re-send) or on_token. */
+/* the steps of a token store (store.c), run as hooks */
+enum { FX_ST_LOAD = 1, FX_ST_LOCK, FX_ST_SAVE, FX_ST_UNLOCK };
+/* where a token call is in them */
+enum { FX_SY_NONE, FX_SY_PEEK, FX_SY_LOCK, FX_SY_LOCKING, FX_SY_RELOAD, FX_SY_GO };
+
 typedef struct fx_hook {
-  int which;           /* 0 on_retry, 1 on_token */
+  int which;           /* 0 on_retry, 1 on_token, 2 a step of the token store */
+  int op;              /* FX_ST_* for a store step */
   int attempt;
   long status;
   double delay;
@@ -165,6 +172,7 @@ typedef struct fx_call {
   int raise_oom;      /* memory ran out while it moved: its result raises */
   /* the current attempt */
   int sends;          /* times it went on the wire (CURLOPT_PREREQFUNCTION) */
+  int any_sent;       /* some attempt may have reached the server */
   int resent;         /* libcurl re-sent an idempotent request: on_retry is told after */
   int resend_refused; /* libcurl wanted to re-send a write: refused, it may have been processed */
   int oom;            /* a callback ran out of memory: the call raises once the transfer ends */
@@ -186,9 +194,17 @@ typedef struct fx_call {
   int ended;
   fx_fail fail;
   /* hooks waiting to run */
-  fx_hook hooks[3];
+  fx_hook hooks[8];
   int nhooks;
   int hook_running;
+  int hook_nargs;      /* the arguments pushed with the hook's function */
+  /* a token call of a client with a token store (store.c) */
+  int sync;            /* FX_SY_* */
+  int forced;          /* client:refresh(): refresh even when another holder just did */
+  int locked;          /* holds the store's lock (the lock object is in the user value) */
+  double lock_since, lock_limit; /* monotonic: waiting for the lock began; give up by then */
+  double lock_until;   /* the refresh must end by then: the lock's ttl covers it */
+  double lock_delay;   /* the wait before the next try of a busy lock */
 } fx_call;
 
 /* client.c */
@@ -254,6 +270,9 @@ int fx_call_result(lua_State *L, int idx);    /* data, meta, res | tokens | nil,
 void fx_call_release_slots(fx_call *r);
 void fx_call_start(fx_call *r); /* after prepare: the clock and the deadline start */
 void fx_call_queue_token_hook(fx_call *r); /* on_token is told once the tokens changed */
+void fx_call_queue_store_hook(fx_call *r, int op); /* a step of the token store */
+int fx_call_uv_get(lua_State *L, int idx, const char *k); /* pushes a field of its user value */
+void fx_call_uv_set(lua_State *L, int idx, const char *k); /* pops the value into it */
 void flextell_call_open(lua_State *L);
 
 /* loop.c: one per lua_State */
@@ -278,7 +297,17 @@ int fx_oauth_can_refresh(const fx_shared *S);
 fx_call *fx_oauth_refresh_call(lua_State *L, int cidx);
 void fx_oauth_finish(lua_State *L, int idx); /* a token call's end: apply the tokens */
 void fx_oauth_push_tokens(lua_State *L, const fx_shared *S);
+/* Takes the tokens of a store's table at idx: 1 when the access token changed, 0 when not, -1
+ * when they are not valid (nothing changed). */
+int fx_oauth_adopt(lua_State *L, fx_shared *S, int idx);
+int fx_oauth_refresh_body(lua_State *L, fx_call *r, fx_fail *f); /* the form, from the tokens now */
 void flextell_oauth_open(lua_State *L);          /* adds methods to the table at top */
+
+/* store.c: the token store's steps of a token call */
+int fx_store_start(lua_State *L, int idx, fx_call *r); /* START: the next state */
+int fx_store_push_hook(lua_State *L, int idx, fx_call *r, int op); /* fn, args: how many args */
+void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int first);
+const char *fx_store_op_name(int op);
 
 /* file.c */
 void flextell_file_open(lua_State *L);

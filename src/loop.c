@@ -410,16 +410,16 @@ static int drive(lua_State *L, int idx, int results)
       drive(L, top, 0);
       lua_settop(L, top - 1);
       break;
-    case FX_N_HOOK: { /* function and argument on top */
-      int rc = lua_pcall(L, 1, 0, 0);
+    case FX_N_HOOK: { /* function and its arguments on top */
+      int fn = top - r->hook_nargs, rc = lua_pcall(L, r->hook_nargs, LUA_MULTRET, 0);
       if (rc == LUA_ERRMEM) {
         fx_fail f;
         fx_fail_set(&f, "usage", "out_of_memory", "not enough memory");
         fx_call_end(r, &f);
         lua_error(L);
       }
-      fx_call_hooked(L, idx, rc == 0, lua_gettop(L));
-      lua_settop(L, top - 2);
+      fx_call_hooked(L, idx, rc == 0, fn);
+      lua_settop(L, fn - 1);
       break;
     }
     default: /* FX_N_DONE */
@@ -437,7 +437,7 @@ int fx_drive_blocking(lua_State *L, int idx)
 
 /* core.advance(call): moves a task's call on as far as C can. Returns "flight" (in libcurl's
  * hands: the task parks until the scheduler hands the call back), "wait", seconds, "hold",
- * "refresh", child, "hook", fn, arg, or "done". */
+ * "refresh", child, "hook", nargs, fn, args..., or "done". */
 static int core_advance(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -466,10 +466,14 @@ static int core_advance(lua_State *L)
     lua_pushliteral(L, "refresh");
     lua_insert(L, -2);
     return 2;
-  case FX_N_HOOK:
+  case FX_N_HOOK: { /* "hook", nargs, fn, args... */
+    int fn = lua_gettop(L) - r->hook_nargs;
     lua_pushliteral(L, "hook");
-    lua_insert(L, -3);
-    return 3;
+    lua_insert(L, fn);
+    lua_pushinteger(L, r->hook_nargs);
+    lua_insert(L, fn + 1);
+    return r->hook_nargs + 3;
+  }
   default:
     lua_pushliteral(L, "done");
     return 1;

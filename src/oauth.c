@@ -132,6 +132,76 @@ static void form_set(lua_State *L, const char *k, const char *v)
   lua_setfield(L, -2, k);
 }
 
+static int same(const char *a, const char *b)
+{
+  return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Tokens a token store holds (the table at idx: access_token, refresh_token, expires_at as
+ * epoch seconds, token_type, scope), taken as they are: another holder got them. */
+int fx_oauth_adopt(lua_State *L, fx_shared *S, int idx)
+{
+  const char *access, *refresh, *scope;
+  char *na = NULL, *nr = NULL, *ns = NULL, *nt = NULL;
+  double expires_at = 0;
+  int changed;
+  idx = fx_absindex(L, idx);
+  lua_getfield(L, idx, "access_token");
+  lua_getfield(L, idx, "refresh_token");
+  lua_getfield(L, idx, "scope");
+  lua_getfield(L, idx, "expires_at");
+  access = lua_type(L, -4) == LUA_TSTRING ? lua_tostring(L, -4) : NULL;
+  refresh = lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : NULL;
+  scope = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+  if (lua_type(L, -1) == LUA_TNUMBER) expires_at = lua_tonumber(L, -1);
+  if ((access == NULL && refresh == NULL) || (access && (!*access || !fx_token_chars_ok(access))) ||
+      (refresh && (!*refresh || !fx_token_chars_ok(refresh))) || !(expires_at >= 0)) {
+    lua_pop(L, 4);
+    return -1;
+  }
+  changed = !same(access, S->access_token);
+  if ((access && !(na = fx_strdup(access))) || (refresh && !(nr = fx_strdup(refresh))) ||
+      (scope && !(ns = fx_strdup(scope))) || !(nt = fx_strdup("Bearer"))) {
+    wipe(&na);
+    wipe(&nr);
+    free(ns);
+    free(nt);
+    luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 4);
+  wipe(&S->access_token);
+  wipe(&S->refresh_token);
+  free(S->scope);
+  free(S->token_type);
+  S->access_token = na;
+  S->refresh_token = nr;
+  S->scope = ns;
+  S->token_type = nt;
+  S->expires_at = expires_at;
+  S->token_serial++;
+  return changed;
+}
+
+/* The refresh's form again, with the refresh token held now (a store may have a newer one). */
+int fx_oauth_refresh_body(lua_State *L, fx_call *r, fx_fail *f)
+{
+  fx_shared *S = r->shared;
+  int rc;
+  if (!fx_oauth_can_refresh(S)) {
+    fx_fail_set(f, "usage", "no_refresh_token", "cannot refresh: the client has no refresh_token and client_id");
+    return -1;
+  }
+  lua_createtable(L, 0, 4);
+  form_set(L, "grant_type", "refresh_token");
+  form_set(L, "refresh_token", S->refresh_token);
+  form_set(L, "client_id", S->client_id);
+  form_set(L, "client_secret", S->client_secret);
+  fx_buf_clear(&r->body);
+  rc = fx_append_query(L, lua_gettop(L), &r->body, "form", f);
+  lua_pop(L, 1);
+  return rc;
+}
+
 int fx_oauth_can_refresh(const fx_shared *S)
 {
   return S->refresh_token != NULL && S->client_id != NULL;
@@ -211,7 +281,7 @@ void fx_oauth_finish(lua_State *L, int idx)
 {
   fx_call *r;
   fx_shared *S;
-  int top = lua_gettop(L), err = 0, first;
+  int top = lua_gettop(L), err = 0, first, tell = 0;
   idx = fx_absindex(L, idx);
   r = fx_call_at(L, idx);
   S = r->shared;
@@ -237,8 +307,8 @@ void fx_oauth_finish(lua_State *L, int idx)
                       lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid_grant");
       lua_setfield(L, err, "message");
       lua_pop(L, 1);
-      clear_tokens(S);
-      fx_call_queue_token_hook(r);
+      clear_tokens(S); /* in memory only: a store keeps what it has */
+      tell = 1;
     }
     lua_pop(L, 1);
   } else if (!lua_istable(L, first)) {
@@ -247,8 +317,13 @@ void fx_oauth_finish(lua_State *L, int idx)
   } else if (apply_tokens(L, S, first) != 0) {
     err = lua_gettop(L);
   } else {
-    fx_call_queue_token_hook(r);
+    tell = 1;
   }
+  if (r->locked) { /* new tokens go to the store, then the lock goes back */
+    if (err == 0) fx_call_queue_store_hook(r, FX_ST_SAVE);
+    fx_call_queue_store_hook(r, FX_ST_UNLOCK);
+  }
+  if (tell) fx_call_queue_token_hook(r);
   if (err != 0) {
     r->token_failed = 1;
     fx_getuservalue(L, idx);
@@ -293,7 +368,7 @@ static int oauth_refresh(lua_State *L)
     lua_insert(L, -2);
     return 2;
   }
-  fx_oauth_refresh_call(L, 1);
+  fx_oauth_refresh_call(L, 1)->forced = 1; /* asked for: spends the newest refresh token */
   return run_token_call(L);
 }
 
@@ -530,6 +605,15 @@ static int core_pkce_challenge(lua_State *L)
   return 1;
 }
 
+/* core.random_token(nbytes) -> base64url of nbytes (1-64) from the kernel's CSPRNG */
+static int core_random_token(lua_State *L)
+{
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 64, 1, "1 to 64 bytes expected");
+  random_token(L, (size_t)n);
+  return 1;
+}
+
 static const luaL_Reg oauth_methods[] = {
   {"tokens", oauth_tokens},       {"refresh", oauth_refresh},
   {"authorize_url", oauth_authorize_url}, {"exchange_code", oauth_exchange_code},
@@ -541,4 +625,6 @@ void flextell_oauth_open(lua_State *L)
   luaL_setfuncs(L, oauth_methods, 0);
   lua_pushcfunction(L, core_pkce_challenge);
   lua_setfield(L, -4, "pkce_challenge");
+  lua_pushcfunction(L, core_random_token);
+  lua_setfield(L, -4, "random_token");
 }

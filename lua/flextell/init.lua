@@ -7,13 +7,12 @@ local core = require "flextell.core"
 local pager = require "flextell.pager"
 local resource = require "flextell.resource"
 local to_curl = require "flextell.to_curl"
-local token_file = require "flextell.token_file"
+local file_store = require "flextell.stores.file"
 local tasks = require "flextell.tasks"
 
 local package = package
-local error, getmetatable, ipairs, pairs, pcall, tostring, type =
-  error, getmetatable, ipairs, pairs, pcall, tostring, type
-local unpack = table.unpack or unpack -- luacheck: ignore 143
+local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
+  error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 
 local M = {
   _VERSION = core._VERSION,
@@ -38,12 +37,43 @@ local function adopt_cjson_markers()
   end
 end
 
---- Creates a client; see the README for the options. Raises on unknown or mistyped options
--- (the error points at the caller's line, so it is the C function itself).
-M.new = core.new
+local core_new, store_loaded = core.new, core.store_loaded
 
---- A token store on disk; see flextell/token_file.lua.
-M.token_file = token_file.new
+local function store_error(why)
+  local message = type(why) == "table" and why.message or tostring(why)
+  return setmetatable({ kind = "auth", code = "token_store_error",
+    message = "the token store failed to load: " .. tostring(message) }, core.Error)
+end
+
+--- Creates a client; see the README for the options. Raises on unknown or mistyped options.
+-- With a token_store the client starts from the tokens the store holds (loaded here, in Lua,
+-- so a store may yield); a store that cannot be read raises its error (auth token_store_error).
+function M.new(opts)
+  local made, client = pcall(core_new, opts)
+  if not made then error(client, 2) end -- the error points at the caller's line
+  local store = type(opts) == "table" and opts.token_store or nil
+  if store == nil then return client end
+  local ok, tokens, version = pcall(store.load, store)
+  if not ok then
+    client:close()
+    error(store_error(tokens), 2)
+  end
+  if type(version) ~= "number" then
+    client:close()
+    error(store_error(version or "load() did not return tokens and a version (an integer)"), 2)
+  end
+  local loaded, err = store_loaded(client, tokens, version)
+  if not loaded then
+    client:close()
+    error(err, 2)
+  end
+  return client
+end
+
+--- Token stores, for a grant shared by many holders (see flextell/stores/ and the README).
+M.token_file = file_store.new
+M.memory_store = require "flextell.stores.memory"
+M.redis_store = require "flextell.stores.redis"
 
 --- True when v is a flextell.Error.
 function M.is_error(v)
@@ -110,7 +140,12 @@ function methods:batch(requests, opts)
   end
   local workers = {}
   for w = 1, math.min(concurrency, n) do workers[w] = tasks.spawn(worker) end
-  if #workers > 0 then tasks.wait(unpack(workers)) end
+  -- cancelling the task that runs the batch cancels its workers too
+  local me = tasks.current()
+  local outer = me and me.owned
+  if me then me.owned = workers end
+  for w = 1, #workers do tasks.wait(workers[w]) end
+  if me then me.owned = outer end
   return results
 end
 

@@ -99,6 +99,9 @@ local function resume(task)
   end
 end
 
+--- The running task, or nil outside one.
+M.current = function() return current() end
+
 --- Suspends the running task for s seconds (a timer); outside a task, runs the scheduler for
 -- that long, so the tasks go on meanwhile.
 function M.sleep(s)
@@ -124,11 +127,15 @@ local function hold(task)
   co_yield()
 end
 
--- Drives a call of the running task to its end (its result is read by the caller).
+-- Drives a call of the running task to its end (its result is read by the caller). task.calls
+-- lists the calls it drives, outermost first (a call, then its token refresh), for cancel.
 local function drive(task, call)
+  local calls = task.calls
+  calls[#calls + 1] = call
   while true do
-    local what, a, b = advance(call)
+    local what, a, b, c, d, e = advance(call)
     if what == "done" then
+      calls[#calls] = nil
       return
     elseif what == "flight" then
       parked[call] = task
@@ -141,7 +148,14 @@ local function drive(task, call)
     elseif what == "hold" then
       hold(task)
     elseif what == "hook" then
-      call:hooked(pcall(a, b)) -- a hook may yield: it runs in the task
+      -- a hook may yield: it runs in the task. a = how many arguments (1 to 3)
+      if a == 1 then
+        call:hooked(pcall(b, c))
+      elseif a == 2 then
+        call:hooked(pcall(b, c, d))
+      else
+        call:hooked(pcall(b, c, d, e))
+      end
     elseif what == "refresh" then
       drive(task, a) -- the token refresh, as a child call on the same machinery
     else
@@ -167,7 +181,7 @@ end
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local args = { n = select("#", ...), ... }
-  local task = setmetatable({ joiners = {}, finished = false, queued = false }, Task)
+  local task = setmetatable({ joiners = {}, calls = {}, finished = false, queued = false }, Task)
   local function handler(err)
     if type(err) == "table" then return err end
     return traceback(tostring(err), 2)
@@ -292,6 +306,7 @@ end
 
 --- Runs every task to its end (blocking). Raises when the tasks left all wait for each other.
 function M.run()
+  if current() then error("flextell.run: called inside a task (use flextell.wait for other tasks)", 2) end
   while nalive > 0 do
     M.step(0.25)
     if nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0 and not next(parked) then
@@ -351,12 +366,31 @@ end
 -- result is nil, err (usage, "cancelled").
 function Task:cancel()
   if self.finished then return end
-  local call = self.call
-  if call then
+  local err
+  -- the calls it drives, innermost first: a token refresh gives back what it holds (the one
+  -- refresh of the client, a token store's lock) before the call that waits for it ends
+  local calls = self.calls
+  for i = #calls, 1, -1 do
+    local call = calls[i]
     parked[call] = nil
     call:cancel()
+    calls[i] = nil
+    if i == 1 then
+      local ok, _, e = pcall(call.result, call)
+      if ok and type(e) == "table" then -- the call's error: method, url, attempts, maybe_sent
+        e.message = "the task was cancelled"
+        err = e
+      end
+    end
   end
-  local err = make_error("cancelled", "the task was cancelled")
+  self.call = nil
+  err = err or make_error("cancelled", "the task was cancelled")
+  -- tasks it started to do its work (a batch's workers) end with it
+  local owned = self.owned
+  self.owned = nil
+  if owned then
+    for i = 1, #owned do owned[i]:cancel() end
+  end
   finish(self, false, err)
   if co_running() == self.co then error(err, 0) end
   if co_close and co_status(self.co) == "suspended" then co_close(self.co) end

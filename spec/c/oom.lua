@@ -366,6 +366,37 @@ local scenarios = {
     end,
   },
   {
+    name = "token_store",
+    about = "OAuth client with a memory token store: exchange_code (lock, save), then a get whose refresh " ..
+      "runs the store's steps (peek, lock, reload, save, unlock)",
+    enabled = oauth.prefix ~= nil and oauth.client_id ~= nil and oauth.client_secret ~= nil and
+      oauth.redirect_uri ~= nil,
+    prepare = function() return authorization_code(), flextell.memory_store() end,
+    run = function(code, store)
+      local c = flextell.new { base_url = URL, client_id = oauth.client_id, client_secret = oauth.client_secret,
+                               redirect_uri = oauth.redirect_uri, on_retry = on_retry, token_store = store }
+      local first, err = c:exchange_code(code)
+      if not first then return nil, err end
+      local tokens, version = store:load()
+      tokens.expires_at = os.time() - 10
+      assert(store:save(tokens, version))
+      local d = flextell.new { base_url = URL, client_id = oauth.client_id, client_secret = oauth.client_secret,
+                               on_retry = on_retry, token_store = store }
+      local data, meta = d:get("/v1/customers/1")
+      return data, meta, first, d:tokens(), store
+    end,
+    check = function(data, meta, first, now, store)
+      if type(data) ~= "table" then return not_data("data", data, meta) end
+      if data.id ~= 1 then return "data.id is " .. describe(data.id) end
+      local saved, version = store:load()
+      if version ~= 3 then return "the store's version is " .. describe(version) end
+      if saved.refresh_token ~= now.refresh_token or saved.refresh_token == first.refresh_token then
+        return "the store does not hold the rotated refresh token"
+      end
+      return nil
+    end,
+  },
+  {
     name = "with",
     about = "client:with{ tenant, headers }:get(\"/_echo/t\"): a derived client's copied options",
     run = function()

@@ -1,0 +1,54 @@
+--- What the token stores share: the token fields they keep, and checks of their arguments.
+-- A store (see the README's "Sharing a grant") has
+--   load() -> tokens | nil, version          (nil: no tokens yet; version: an integer >= 0)
+--          | nil, err
+--   save(tokens, version) -> true, new_version  (compare-and-set: only when the store is still at
+--          | false                               `version`; false when another holder saved since)
+--          | nil, err
+--   lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err    (never blocks)
+--   lock:unlock()
+-- A version of nil in save() means "whatever is there" (an explicit overwrite).
+
+local core = require "flextell.core"
+
+local pairs, setmetatable, type = pairs, setmetatable, type
+local math_type = math.type
+
+local M = {}
+
+M.FIELDS = { "access_token", "refresh_token", "expires_at", "token_type", "scope" }
+
+--- A copy of the token fields of t, or nil when t holds neither token.
+function M.copy(t)
+  if type(t) ~= "table" then return nil end
+  local out = {}
+  for _, k in pairs(M.FIELDS) do out[k] = t[k] end
+  if out.access_token == nil and out.refresh_token == nil then return nil end
+  return out
+end
+
+function M.error(kind, code, message)
+  return setmetatable({ kind = kind, code = code, message = message }, core.Error)
+end
+
+--- True when v is a version: an integer >= 0 (a float with an integer value counts, for LuaJIT).
+function M.is_version(v)
+  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge then return false end
+  if math_type then return math_type(v) == "integer" or v % 1 == 0 end
+  return v % 1 == 0
+end
+
+--- Checks lock{ ttl =, wait = }; returns ttl, wait (seconds) or raises.
+function M.lock_args(opts, who)
+  if type(opts) ~= "table" then error("bad argument #1 to '" .. who .. "' (table expected)", 3) end
+  local ttl, wait = opts.ttl, opts.wait
+  if type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0 or ttl == math.huge then
+    error(who .. ": ttl must be a number of seconds > 0", 3)
+  end
+  if wait ~= nil and (type(wait) ~= "number" or wait ~= wait or wait < 0) then
+    error(who .. ": wait must be a number of seconds >= 0", 3)
+  end
+  return ttl, wait or 0
+end
+
+return M

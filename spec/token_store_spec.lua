@@ -1,0 +1,356 @@
+-- A grant shared by many holders through a token store: the sandbox rotates refresh tokens and
+-- revokes the whole grant when a used one comes back, so any second spend shows up in its
+-- counters (sb:oauth(): grants.refresh_token, errors.invalid_grant).
+-- In one process first (clients sharing a memory store, blocking and in tasks), then as cron
+-- jobs are: separate processes sharing a token file, or only a Redis server.
+local flextell = require "flextell"
+local sandbox = require "spec.helpers.sandbox"
+local redis_server = require "spec.helpers.redis"
+local it_both = require("spec.helpers.modes").both(it)
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("\n$", ""))
+end
+
+describe("token stores", function()
+  local sb
+  setup(function() sb = sandbox.start { tls = false } end)
+  teardown(function() sb:stop() end)
+  before_each(function() sb:reset() end)
+
+  local function new_client(store, opts)
+    local o = { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+      redirect_uri = sb.redirect_uri, token_store = store }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return flextell.new(o)
+  end
+
+  -- A grant, saved in store (version 1) by the code exchange itself.
+  local function authorize(store)
+    local c = new_client(store)
+    local url, state = c:authorize_url { scope = "customers:read" }
+    local tokens = assert(c:exchange_code(assert(sb:approve(url)), { state = state }))
+    c:close()
+    return tokens
+  end
+
+  -- The stored tokens, with their local expiry moved into the past (a compare-and-set).
+  local function expire_locally(store)
+    local tokens, version = store:load()
+    tokens.expires_at = os.time() - 10
+    assert(store:save(tokens, version))
+    return tokens
+  end
+
+  local function grants()
+    local o = sb:oauth()
+    return o.grants.refresh_token, o.errors.invalid_grant or 0
+  end
+
+  describe("in one process", function()
+    it_both("start a client from the stored tokens, and the exchange saves under the lock", function()
+      local store = flextell.memory_store()
+      local tokens = authorize(store)
+      local saved, version = store:load()
+      assert.are.equal(1, version)
+      assert.are.equal(tokens.access_token, saved.access_token)
+      local c = new_client(store, { access_token = "given-but-older", refresh_token = "r" })
+      assert.are.equal(tokens.access_token, c:tokens().access_token)
+      assert.are.equal(tokens.refresh_token, c:tokens().refresh_token)
+      assert.are.equal(1, assert(c:get("/v1/customers/1")).id)
+    end)
+
+    it_both("adopt what another holder saved instead of refreshing, and tell on_token", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      expire_locally(store)
+      local told = {}
+      local stale = new_client(store, { on_token = function(t) told[#told + 1] = t.access_token end })
+      local other = new_client(store)
+      assert(other:refresh()) -- another holder refreshes first
+      local data = assert(stale:get("/v1/customers/1"))
+      assert.are.equal(1, data.id)
+      assert.are.same({ 1, 0 }, { grants() })
+      assert.are.equal(other:tokens().access_token, stale:tokens().access_token)
+      assert.are.same({ other:tokens().access_token }, told)
+    end)
+
+    it_both("refresh once for two clients whose tokens expired, and never spend a used token", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      expire_locally(store)
+      local a, b = new_client(store), new_client(store)
+      assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 0.3 })
+      local ta = flextell.spawn(function() return a:get("/v1/customers/1") end)
+      local tb = flextell.spawn(function() return b:get("/v1/customers/2") end)
+      flextell.wait(ta, tb)
+      assert.are.equal(1, (ta:result()).id)
+      assert.are.equal(2, (tb:result()).id)
+      assert.are.same({ 1, 0 }, { grants() })
+      assert.are.equal(a:tokens().access_token, b:tokens().access_token)
+      local saved, version = store:load()
+      assert.are.equal(a:tokens().refresh_token, saved.refresh_token)
+      assert.are.equal(3, version) -- the exchange, the expiry moved, the refresh
+    end)
+
+    it_both("refresh with the newest refresh token when asked, after another holder refreshed", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      local stale, other = new_client(store), new_client(store)
+      assert(other:refresh())
+      local tokens, err = stale:refresh()
+      assert.is_nil(err)
+      assert.are_not.equal(other:tokens().refresh_token, tokens.refresh_token)
+      assert.are.same({ 2, 0 }, { grants() })
+      assert.are.equal(tokens.refresh_token, (store:load()).refresh_token)
+    end)
+
+    it_both("fail with auth token_store_busy when the lock stays taken past the deadline", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      expire_locally(store)
+      local held = assert(store:lock { ttl = 30 })
+      local c = new_client(store)
+      local data, err = c:get("/v1/customers/1", nil, { deadline = 0.3 })
+      assert.is_nil(data)
+      assert.are.same({ "auth", "token_store_busy" }, { err.kind, err.code })
+      assert.matches("^another holder of the grant held the token store's lock for all 0%.%d s this refresh could " ..
+        "wait %(the call's deadline%)$", err.message)
+      assert.are.equal(0, sb:requests { path = "/oauth/token" }.count - 1) -- only the exchange
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/1" }.count)
+      held:unlock()
+      assert(c:get("/v1/customers/1")) -- and once it is free, the refresh goes ahead
+      assert.are.same({ 1, 0 }, { grants() })
+    end)
+
+    it_both("take over a lock its holder left behind once the lock expires", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      expire_locally(store)
+      assert(store:lock { ttl = 0.4 }) -- never given back
+      local c = new_client(store)
+      local t0 = require("flextell.core").now()
+      assert.are.equal(1, assert(c:get("/v1/customers/1")).id)
+      local waited = require("flextell.core").now() - t0
+      assert.is_true(waited >= 0.3, "waited " .. waited .. " s")
+      assert.are.same({ 1, 0 }, { grants() })
+    end)
+
+    it_both("keep the store as it was when the refresh token is refused", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      local before, version = store:load()
+      assert(new_client(flextell.memory_store(), { access_token = before.access_token,
+        refresh_token = before.refresh_token }):refresh()) -- spent behind the store's back
+      local c = new_client(store)
+      local tokens, err = c:refresh()
+      assert.is_nil(tokens)
+      assert.are.same({ "auth", "reauth_required" }, { err.kind, err.code })
+      assert.are.same({ before, version }, { store:load() })
+      assert.is_nil(c:tokens().access_token) -- cleared in memory only
+    end)
+
+    it_both("fail with auth token_store_error when the store fails, and give the lock back", function()
+      local store = flextell.memory_store()
+      authorize(store)
+      expire_locally(store)
+      local c = new_client(store)
+      local save = store.save
+      store.save = function() return nil, "disk on fire" end
+      local data, err = c:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.same({ "auth", "token_store_error",
+        "the new tokens could not be saved in the token store (this client keeps them): disk on fire" },
+        { err.kind, err.code, err.message })
+      assert(store:lock { ttl = 1 }):unlock() -- not left locked
+      store.save = save
+      assert.are.equal(1, assert(c:get("/v1/customers/1")).id) -- it kept the new tokens
+      expire_locally(store)
+      local d = new_client(store)
+      store.load = function() error("connection refused") end
+      data, err = d:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.equal("token_store_error", err.code)
+      assert.matches("^the token store failed to load: .*connection refused$", err.message)
+      store.load = nil
+      store.lock = function() return nil, "busy?" end
+      data, err = d:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.equal("the token store failed to lock: busy?", err.message)
+    end)
+
+    it("raise at creation when the store cannot be read, or holds what no token can be", function()
+      local broken = flextell.memory_store()
+      broken.load = function() return nil, flextell.Error and setmetatable({ message = "no such table" },
+        flextell.Error) end
+      local ok, err = pcall(new_client, broken)
+      assert.is_false(ok)
+      assert.are.same({ "auth", "token_store_error", "the token store failed to load: no such table" },
+        { err.kind, err.code, err.message })
+      local bad = flextell.memory_store()
+      bad:save({ access_token = "has space" }, 0)
+      ok, err = pcall(new_client, bad)
+      assert.is_false(ok)
+      assert.are.equal("the token store holds tokens that are not valid (not strings of token characters)",
+        err.message)
+      assert.has_error(function() new_client({ load = true }) end)
+    end)
+
+    it("refuse a token_store without the store's methods", function()
+      assert.has_error(function() flextell.new { base_url = sb.url, token_store = { load = function() end } } end,
+        "flextell.new: option 'token_store' must be a token store (load, save and lock methods), got table")
+    end)
+  end)
+
+  -- Separate processes, started together. Returns each one's decoded report.
+  local function workers(n, env)
+    local dir = sh("mktemp -d")
+    local cmd = { "unset LD_PRELOAD;" }
+    for i = 1, n do
+      local e = {}
+      for k, v in pairs(env(i)) do e[#e + 1] = k .. "='" .. v .. "'" end
+      cmd[#cmd + 1] = ("env %s FX_URL='%s' LUA_PATH='%s' LUA_CPATH='%s' %s spec/helpers/store_worker.lua > %s/%d 2>&1 &")
+        :format(table.concat(e, " "), sb.url, package.path, package.cpath, arg[-1], dir, i)
+    end
+    cmd[#cmd + 1] = "wait"
+    os.execute(table.concat(cmd, " "))
+    local out = {}
+    for i = 1, n do
+      local f = assert(io.open(dir .. "/" .. i))
+      local text = f:read("a")
+      f:close()
+      out[i] = flextell.json.decode(text) or { raw = text }
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+    return out
+  end
+
+  -- n holders, tokens expired for all (round 1: by the local clock; later: revoked at the
+  -- server, so each gets a 401), the token endpoint slow: one refresh_token grant per round.
+  local function rounds(store, store_env, groups)
+    authorize(store)
+    for round = 1, 3 do
+      if round == 1 then expire_locally(store) else sb:expire_tokens {} end
+      local _, version = store:load()
+      local before = grants()
+      assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 1 })
+      local out = workers(8, function(i) return { FX_STORE = store_env(groups and math.ceil(i / 4) or 1) } end)
+      local saved, now_version = store:load()
+      for i = 1, 8 do
+        assert.are.same({ ok = true, id = 1, access_token = saved.access_token }, out[i],
+          "round " .. round .. ", holder " .. i)
+      end
+      assert.are.same({ before + 1, 0 }, { grants() }, "round " .. round)
+      assert.are.equal(version + 1, now_version)
+    end
+  end
+
+  describe("in many processes", function()
+    local dir, server
+    setup(function() server = redis_server.start() end)
+    teardown(function() server:stop() end)
+    before_each(function() dir = sh("mktemp -d") end)
+    after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+    it("8 cron jobs sharing one token file refresh once per expiry, 3 expiries in a row", function()
+      local path = dir .. "/tokens.json"
+      rounds(flextell.token_file(path), function() return "file:" .. path end)
+    end)
+
+    it("2 groups of 4 sharing only a Redis server refresh once per expiry, 3 expiries in a row", function()
+      local key = "flextell:spec:rounds:" .. os.time()
+      local conn = server:connect()
+      rounds(flextell.redis_store { redis = conn, key = key }, function() return "redis:" .. server.port .. ":" .. key end,
+        true)
+    end)
+
+    local function killed_holder(store, store_env)
+      authorize(store)
+      local expired = expire_locally(store)
+      local _, version = store:load()
+      -- the holder takes the lock and hangs before its token request goes out
+      local p = assert(io.popen(("unset LD_PRELOAD; FX_STORE='%s' FX_DEADLINE=3 FX_HANG=reload FX_URL='%s' " ..
+        "LUA_PATH='%s' LUA_CPATH='%s' exec %s spec/helpers/store_worker.lua & echo $!; wait")
+        :format(store_env, sb.url, package.path, package.cpath, arg[-1])))
+      local pid = p:read("l")
+      assert.are.equal("locked", p:read("l"))
+      local t0 = os.time()
+      os.execute("(sleep 0.5; kill -9 " .. pid .. ") &")
+      local out = workers(3, function() return { FX_STORE = store_env, FX_DEADLINE = "15" } end)
+      p:close()
+      local saved, now_version = store:load()
+      for i = 1, 3 do assert.are.same({ ok = true, id = 1, access_token = saved.access_token }, out[i]) end
+      assert.are.same({ 1, 0 }, { grants() })
+      assert.are.equal(version + 1, now_version)
+      assert.are_not.equal(expired.refresh_token, saved.refresh_token)
+      return os.time() - t0
+    end
+
+    it("go on when a holder is killed holding the file's lock: the kernel drops it", function()
+      local path = dir .. "/tokens.json"
+      local took = killed_holder(flextell.token_file(path), "file:" .. path)
+      assert.is_true(took <= 3, "took " .. took .. " s")
+    end)
+
+    it("go on when a holder is killed holding the Redis lock, once the lock expires", function()
+      local key = "flextell:spec:killed:" .. os.time()
+      local store = flextell.redis_store { redis = server:connect(), key = key }
+      -- its deadline of 3 s makes a lock of 5 s: the others wait that long, then refresh
+      local took = killed_holder(store, "redis:" .. server.port .. ":" .. key)
+      assert.is_true(took >= 4 and took <= 8, "took " .. took .. " s")
+    end)
+
+    it("give the next holder a clear reauth_required when a refresh's answer was lost, and keep the file", function()
+      local path = dir .. "/tokens.json"
+      local store = flextell.token_file(path)
+      authorize(store)
+      expire_locally(store)
+      local before, version = store:load()
+      assert(sb:arm { path = "/oauth/token", fault = "reset", bytes = 0 }) -- rotated, then the connection reset
+      local out = workers(1, function() return { FX_STORE = "file:" .. path } end)
+      assert.are.same({ "network", "connection_reset" }, { out[1].kind, out[1].code })
+      assert.are.same({ before, version }, { store:load() })
+      out = workers(1, function() return { FX_STORE = "file:" .. path } end)
+      assert.are.same({ "auth", "reauth_required" }, { out[1].kind, out[1].code })
+      assert.are.same({ before, version }, { store:load() }) -- not wiped
+      assert.are.same({ 1, 1 }, { grants() })
+    end)
+
+    it("give a clear error, and no half-written file, when the new tokens cannot be written", function()
+      local path = dir .. "/tokens.json"
+      local store = flextell.token_file(path)
+      authorize(store)
+      expire_locally(store)
+      local before, version = store:load()
+      local out = sh(("unset LD_PRELOAD; trap '' XFSZ; ulimit -f 0; FX_STORE='file:%s' FX_URL='%s' LUA_PATH='%s' " ..
+        "LUA_CPATH='%s' %s spec/helpers/store_worker.lua 2>&1"):format(path, sb.url, package.path, package.cpath, arg[-1]))
+      out = flextell.json.decode(out)
+      assert.are.same({ "auth", "token_store_error" }, { out.kind, out.code })
+      assert.matches("^the new tokens could not be saved in the token store %(this client keeps them%): cannot write " ..
+        path:gsub("%p", "%%%0") .. "%.[%w_-]+%.tmp: File too large$", out.message)
+      assert.are.same({ before, version }, { store:load() })
+      assert.are.equal("tokens.json\ntokens.json.lock", sh("ls '" .. dir .. "'"))
+    end)
+
+    it("give a clear error when Redis is down, at creation and at a refresh", function()
+      local other = redis_server.start()
+      local store = flextell.redis_store { redis = other:connect(), key = "k" }
+      authorize(store)
+      expire_locally(store)
+      local c = new_client(store)
+      other:stop()
+      local data, err = c:get("/v1/customers/1")
+      assert.is_nil(data)
+      assert.are.same({ "auth", "token_store_error" }, { err.kind, err.code })
+      assert.matches("^the token store failed to load: token store %(redis%): ", err.message)
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/1" }.count)
+      local ok
+      ok, err = pcall(new_client, store)
+      assert.is_false(ok)
+      assert.are.same({ "auth", "token_store_error" }, { err.kind, err.code })
+    end)
+  end)
+end)
