@@ -95,7 +95,15 @@ describe("flextell.Call", function()
     assert.are.equal(30, req.timeout)
     assert.are.equal(10, req.connect_timeout)
     assert.is_true(req.idempotent)
+    assert.is_nil(req.write_max_idle)
     assert.is_true(req.no_proxy)
+    local post = flextell.new { base_url = sb.url, token = sb.token, write_max_idle = 5 }:start {
+      method = "POST", path = "/v1/customers", body = { first_name = "W", email = "w@example.com" } }
+    local what, preq = post:next()
+    assert.are.equal("send", what)
+    assert.is_false(preq.idempotent)
+    assert.are.equal(5, preq.write_max_idle)
+    post:cancel()
   end)
 
   it("asks its driver to wait and tells on_retry, after a 503", function()

@@ -741,6 +741,7 @@ static void push_request(lua_State *L, int idx, fx_call *r)
   set_num(L, "max_response_bytes", (double)r->max_response_bytes);
   lua_pushboolean(L, r->pol.idempotent);
   lua_setfield(L, -2, "idempotent");
+  if (!r->pol.idempotent) set_num(L, "write_max_idle", r->write_max_idle);
   set_string(L, "ca_file", r->ca_file);
   set_string(L, "ca_path", r->ca_path);
   set_string(L, "proxy", r->proxy);
