@@ -123,12 +123,17 @@ void fx_call_end(fx_call *r, const fx_fail *f)
   /* cancelled, closed, interrupted, or out of time: could the server have it anyway? An earlier
    * attempt that may have been sent, or one on the wire now (written, as libcurl told, or in a
    * driver of the caller's own, which cannot tell) */
-  if (r->fail.maybe_sent < 0)
-    r->fail.maybe_sent = r->any_sent || (r->state == FX_S_FLIGHT && (r->sends > 0 || r->driver == FX_D_NONE));
+  if (r->state == FX_S_FLIGHT && (r->sends > 0 || r->driver == FX_D_NONE)) r->in_doubt = 1;
+  if (r->fail.maybe_sent < 0) r->fail.maybe_sent = r->any_sent || r->in_doubt;
   r->ended = 1;
   r->nhooks = 0;
   r->state = FX_S_DONE;
-  if (r->locked) {
+  if (r->locked && r->in_doubt) {
+    /* a token request that may have been processed, its answer lost: the refresh token in the
+     * store may be spent. The lock is not given back: it expires by its ttl, so no other holder
+     * presents that token while this request may still be on its way. */
+    r->locked = 0;
+  } else if (r->locked) {
     queue_hook(r, 2, 0, 0, 0, NULL);
     r->hooks[0].op = FX_ST_UNLOCK;
     r->after_hook = FX_S_DONE;
@@ -253,7 +258,8 @@ void fx_call_hooked(lua_State *L, int idx, int ok, int err_idx)
       r->token_failed = 1; /* and the call that needed the refresh returns it too */
     }
   }
-  if (r->state != FX_S_DONE && r->client->shared == NULL) { /* the hook closed the client */
+  if (r->state != FX_S_DONE && r->client->shared == NULL && !(r->kind != FX_K_API && r->locked)) {
+    /* the hook closed the client (a token call holding the store's lock saves what it got) */
     fx_fail f;
     fx_fail_closed(&f);
     fx_call_end(r, &f);
@@ -314,6 +320,7 @@ void fx_call_answered(lua_State *L, int idx)
   r->out.failure = FX_F_NONE;
   r->out.maybe_sent = 1;
   r->any_sent = 1;
+  r->in_doubt = 0;
   r->out.retry_after = r->retry_after;
   r->detail[0] = '\0';
   decide(L, fx_absindex(L, idx), r);
@@ -329,6 +336,7 @@ void fx_call_failed(lua_State *L, int idx, fx_failure fl, int maybe_sent, const 
   r->out.failure = fl;
   r->out.maybe_sent = maybe_sent;
   if (maybe_sent) r->any_sent = 1;
+  r->in_doubt = maybe_sent;
   r->out.retry_after = -1;
   r->retry_after = -1;
   snprintf(r->detail, sizeof r->detail, "%s", detail && *detail ? detail : fx_failure_code(fl));
@@ -340,12 +348,27 @@ void fx_call_failed(lua_State *L, int idx, fx_failure fl, int maybe_sent, const 
 static int closed(fx_call *r)
 {
   if (r->client->shared != NULL) return 0;
+  if (r->kind != FX_K_API && r->any_sent && !r->ended && r->locked) return 0; /* save what it got */
   {
     fx_fail f;
     fx_fail_closed(&f);
     fx_call_end(r, &f);
   }
   return 1;
+}
+
+/* The deadline that ends the call now, if one has passed: its own, or for a token call its
+ * caller's (start_limit), which never cuts a request on the wire. */
+static int out_of_time(fx_call *r, double now)
+{
+  if (r->pol.deadline > 0 && now >= r->pol.deadline) return 1;
+  return r->start_limit > 0 && now >= r->start_limit && r->state != FX_S_FLIGHT;
+}
+
+static const char *late_message(fx_call *r)
+{
+  return r->kind == FX_K_API ? "the call's deadline passed before it could be sent"
+                             : "the call's deadline passed before the token request could be sent";
 }
 
 /* START for a call of the API: the token. Returns the next state, or -1 with a child pushed. */
@@ -363,8 +386,11 @@ static int start_api(lua_State *L, int idx, fx_call *r)
     }
   }
   if (r->need_refresh && r->token_serial != S->token_serial) r->need_refresh = 0; /* done since */
+  /* with a token store, a client without tokens looks there first (another holder may have
+   * authorized since) */
+  if (S->has_store && S->access_token == NULL && S->client_id != NULL && !r->refreshed) can = 1;
   /* ahead of expiry once per call: a token that lives shorter than refresh_margin is used */
-  if (can && (r->need_refresh ||
+  if (can && (r->need_refresh || (S->access_token == NULL && !r->refreshed) ||
               (!r->refreshed && fx_decide_refresh_ahead(S->access_token != NULL, can, S->expires_at,
                                                         S->refresh_margin, fx_wallclock())))) {
     if (S->refreshing) {
@@ -377,9 +403,12 @@ static int start_api(lua_State *L, int idx, fx_call *r)
     fx_call_uv_get(L, idx, "client");
     {
       fx_call *child = fx_oauth_refresh_call(L, lua_gettop(L)); /* the client, then the child */
-      /* the refresh is part of the call: it ends by the call's deadline at the latest */
-      if (r->pol.deadline > 0 && (child->pol.deadline <= 0 || child->pol.deadline > r->pol.deadline))
-        child->pol.deadline = r->pol.deadline;
+      /* the refresh is part of the call: the call's deadline ends it, except while its request
+       * is on the wire (see start_limit) */
+      if (r->pol.deadline > 0 && (child->start_limit <= 0 || child->start_limit > r->pol.deadline))
+        child->start_limit = r->pol.deadline;
+      /* a 401 after taking another holder's tokens: this refresh spends the newest token */
+      if (r->adopt_used && r->need_refresh) child->forced = 1;
     }
     lua_remove(L, -2);
     lua_remove(L, -2);
@@ -478,8 +507,8 @@ int fx_call_next(lua_State *L, int idx, double *wait)
     case FX_S_START: {
       int next;
       if (closed(r)) break;
-      if (r->pol.deadline > 0 && fx_now() >= r->pol.deadline) {
-        end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
+      if (out_of_time(r, fx_now())) {
+        end_with(r, "timeout", "timeout", late_message(r));
         break;
       }
       next = r->kind == FX_K_API ? start_api(L, idx, r) : start_token(L, idx, r);
@@ -493,8 +522,8 @@ int fx_call_next(lua_State *L, int idx, double *wait)
     case FX_S_READY: {
       int next;
       if (closed(r)) break;
-      if (r->pol.deadline > 0 && fx_now() >= r->pol.deadline) { /* held for a slot or the window */
-        end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
+      if (out_of_time(r, fx_now())) { /* held for a slot or the window */
+        end_with(r, "timeout", "timeout", late_message(r));
         break;
       }
       next = ready(r, wait);
@@ -515,8 +544,13 @@ int fx_call_next(lua_State *L, int idx, double *wait)
     case FX_S_WAIT: {
       double now = fx_now();
       if (closed(r)) break;
+      if (r->start_limit > 0 && now >= r->start_limit) {
+        end_with(r, "timeout", "timeout", late_message(r));
+        break;
+      }
       if (now < r->wake_at) {
         *wait = r->wake_at - now;
+        if (r->start_limit > 0 && r->start_limit - now < *wait) *wait = r->start_limit - now;
         return FX_N_WAIT;
       }
       r->state = FX_S_START; /* the token may have changed or expired meanwhile */
@@ -524,8 +558,8 @@ int fx_call_next(lua_State *L, int idx, double *wait)
     }
     case FX_S_HOLD:
       if (closed(r)) break;
-      if (r->pol.deadline > 0 && fx_now() >= r->pol.deadline) { /* another call's refresh, a slot */
-        end_with(r, "timeout", "timeout", "the call's deadline passed before it could be sent");
+      if (out_of_time(r, fx_now())) { /* another call's refresh, a slot */
+        end_with(r, "timeout", "timeout", late_message(r));
         break;
       }
       if (r->hold_ready) { /* held for a slot: READY asks again, and holds again if it must */
@@ -559,6 +593,10 @@ int fx_call_next(lua_State *L, int idx, double *wait)
         fx_call_release_slots(r);
         r->state = FX_S_DONE;
         break;
+      }
+      if (child->adopted && !r->adopt_used) { /* another holder's tokens: if they draw a 401 */
+        r->adopt_used = 1;                      /* too, one refresh of its own may follow */
+        r->prog.replayed = 0;
       }
       lua_pushnil(L);
       fx_call_uv_set(L, idx, "child");
@@ -670,7 +708,7 @@ static int call_cancel(lua_State *L)
     fx_loop_detach(r);
     end_with(r, "usage", "cancelled", "the call was cancelled");
   }
-  if (r->locked) { /* give the token store's lock back now, not at its expiry */
+  if (r->locked && !r->in_doubt) { /* give the token store's lock back now, not at its expiry */
     int base = lua_gettop(L);
     r->locked = 0;
     r->nhooks = 0;

@@ -639,11 +639,11 @@ static int client_new(lua_State *L)
 static int core_store_loaded(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
+  int rc = 0;
   luaL_checktype(L, 3, LUA_TNUMBER);
-  if (lua_istable(L, 2) && fx_oauth_adopt(L, c->shared, 2) < 0) {
+  if (lua_istable(L, 2) && (rc = fx_oauth_adopt(L, c->shared, 2)) < 0) {
     fx_fail f;
-    fx_fail_set(&f, "auth", "token_store_error",
-                "the token store holds tokens that are not valid (not strings of token characters)");
+    fx_fail_set(&f, "auth", "token_store_error", "%s", fx_oauth_adopt_problem(rc));
     return fx_error_return(L, &f, NULL);
   }
   fx_getuservalue(L, 1);

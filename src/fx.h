@@ -173,6 +173,11 @@ typedef struct fx_call {
   /* the current attempt */
   int sends;          /* times it went on the wire (CURLOPT_PREREQFUNCTION) */
   int any_sent;       /* some attempt may have reached the server */
+  int in_doubt;       /* the last attempt may have reached the server and no answer came */
+  double start_limit; /* a token call: its caller's deadline, which ends it at any point but one:
+                         never while its request is on the wire (the answer holds the only copy
+                         of a rotated refresh token); 0 = none */
+  int adopt_used;     /* a refresh took another holder's tokens: one more 401 may refresh */
   int resent;         /* libcurl re-sent an idempotent request: on_retry is told after */
   int resend_refused; /* libcurl wanted to re-send a write: refused, it may have been processed */
   int oom;            /* a callback ran out of memory: the call raises once the transfer ends */
@@ -297,9 +302,11 @@ int fx_oauth_can_refresh(const fx_shared *S);
 fx_call *fx_oauth_refresh_call(lua_State *L, int cidx);
 void fx_oauth_finish(lua_State *L, int idx); /* a token call's end: apply the tokens */
 void fx_oauth_push_tokens(lua_State *L, const fx_shared *S);
-/* Takes the tokens of a store's table at idx: 1 when the access token changed, 0 when not, -1
+/* Takes the tokens of a store's table at idx: 1 when the access token changed, 0 when not, < 0
  * when they are not valid (nothing changed). */
 int fx_oauth_adopt(lua_State *L, fx_shared *S, int idx);
+const char *fx_oauth_adopt_problem(int rc); /* why fx_oauth_adopt refused, for an error */
+#define FX_TOKEN_MAX 65536 /* bytes: longer tokens from a store are refused */
 int fx_oauth_refresh_body(lua_State *L, fx_call *r, fx_fail *f); /* the form, from the tokens now */
 void flextell_oauth_open(lua_State *L);          /* adds methods to the table at top */
 

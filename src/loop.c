@@ -314,7 +314,9 @@ void fx_loop_close_client(lua_State *L, fx_client *c)
   lua_pop(L, 1);
   for (i = 0; i < lp->nflight + lp->nqueued; i++) {
     fx_call *r = i < lp->nflight ? lp->flight[i] : lp->queued[i - lp->nflight];
-    if (r->client == c) {
+    /* a token request on the wire finishes (its answer holds the only copy of the new tokens),
+     * and one under a token store's lock saves them */
+    if (r->client == c && !(r->kind != FX_K_API && (r->locked || r->sends > 0))) {
       fx_fail f;
       int idx;
       push_anchored(L, r);
@@ -566,6 +568,22 @@ static int core_now(lua_State *L)
   return 1;
 }
 
+/* core.time(): the wall clock, epoch seconds with a fraction (for leases between processes) */
+static int core_time(lua_State *L)
+{
+  lua_pushnumber(L, fx_wallclock());
+  return 1;
+}
+
+/* core.keep_on_cancel(call): true for a token request on the wire. Cancelling its task must not
+ * end it: its answer holds the only copy of the new tokens (see start_limit in fx.h). */
+static int core_keep_on_cancel(lua_State *L)
+{
+  fx_call *r = fx_call_at(L, 1);
+  lua_pushboolean(L, r->kind != FX_K_API && r->state == FX_S_FLIGHT && r->sends > 0);
+  return 1;
+}
+
 static int core_sleep(lua_State *L)
 {
   double s = luaL_checknumber(L, 1);
@@ -584,6 +602,7 @@ static const luaL_Reg loop_functions[] = {
   {"advance", core_advance},           {"loop_perform", core_loop_perform},
   {"loop_wait", core_loop_wait},       {"loop_pending", core_loop_pending},
   {"task_registry", core_task_registry}, {"set_pump", core_set_pump},
+  {"time", core_time},                 {"keep_on_cancel", core_keep_on_cancel},
   {NULL, NULL}
 };
 

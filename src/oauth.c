@@ -155,9 +155,17 @@ int fx_oauth_adopt(lua_State *L, fx_shared *S, int idx)
   scope = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
   if (lua_type(L, -1) == LUA_TNUMBER) expires_at = lua_tonumber(L, -1);
   if ((access == NULL && refresh == NULL) || (access && (!*access || !fx_token_chars_ok(access))) ||
-      (refresh && (!*refresh || !fx_token_chars_ok(refresh))) || !(expires_at >= 0)) {
+      (refresh && (!*refresh || !fx_token_chars_ok(refresh)))) {
     lua_pop(L, 4);
     return -1;
+  }
+  if ((access && strlen(access) > FX_TOKEN_MAX) || (refresh && strlen(refresh) > FX_TOKEN_MAX)) {
+    lua_pop(L, 4);
+    return -2;
+  }
+  if (!(expires_at >= 0) || (lua_type(L, -1) != LUA_TNUMBER && !lua_isnil(L, -1))) {
+    lua_pop(L, 4);
+    return -3;
   }
   changed = !same(access, S->access_token);
   if ((access && !(na = fx_strdup(access))) || (refresh && !(nr = fx_strdup(refresh))) ||
@@ -180,6 +188,15 @@ int fx_oauth_adopt(lua_State *L, fx_shared *S, int idx)
   S->expires_at = expires_at;
   S->token_serial++;
   return changed;
+}
+
+const char *fx_oauth_adopt_problem(int rc)
+{
+  switch (rc) {
+  case -2: return "the token store holds a token longer than 64 KiB";
+  case -3: return "the token store holds an expires_at that is not a number of seconds >= 0";
+  default: return "the token store holds tokens that are not valid (no token, or not strings of token characters)";
+  }
 }
 
 /* The refresh's form again, with the refresh token held now (a store may have a newer one). */
@@ -226,6 +243,11 @@ static fx_call *token_call(lua_State *L, int cidx, int form_idx, int kind, int m
   r = fx_call_new(L, cidx, kind);
   if (fx_prepare(L, c, &s, r, &f) != 0) luaL_error(L, "%s", f.message); /* our own form: cannot fail */
   fx_call_start(r);
+  /* a token request on the wire is never cut short by a deadline: its answer holds the only
+   * copy of the new tokens (a rotated refresh token lost is the grant lost). The deadline ends
+   * it at any other point. */
+  r->start_limit = r->pol.deadline;
+  r->pol.deadline = 0;
   return r;
 }
 
@@ -319,7 +341,12 @@ void fx_oauth_finish(lua_State *L, int idx)
   } else {
     tell = 1;
   }
-  if (r->locked) { /* new tokens go to the store, then the lock goes back */
+  if (r->locked && err != 0 && r->in_doubt) {
+    /* no answer, and the request may have been processed: the stored refresh token may be
+     * spent. The lock is left to expire, so no holder presents it while this one may still be
+     * on its way to the server. */
+    r->locked = 0;
+  } else if (r->locked) { /* new tokens go to the store, then the lock goes back */
     if (err == 0) fx_call_queue_store_hook(r, FX_ST_SAVE);
     fx_call_queue_store_hook(r, FX_ST_UNLOCK);
   }
@@ -362,7 +389,7 @@ static int oauth_refresh(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
   lua_settop(L, 1);
-  if (!fx_oauth_can_refresh(c->shared)) {
+  if (!fx_oauth_can_refresh(c->shared) && !(c->shared->has_store && c->shared->client_id)) {
     push_error(L, "usage", "no_refresh_token", "cannot refresh: the client has no refresh_token and client_id");
     lua_pushnil(L);
     lua_insert(L, -2);

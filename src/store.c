@@ -18,7 +18,8 @@
 #include <string.h>
 #include "fx.h"
 
-/* the longest a refresh may run once it holds the lock, and what the lock's ttl adds to it */
+/* the longest a refresh may run once it holds the lock (or its attempt's timeout and a second,
+ * when shorter), and what the lock's ttl adds to it */
 #define FX_STORE_REFRESH_S 30.0
 #define FX_STORE_TTL_MARGIN 2.0
 #define FX_STORE_RETRY_MIN 0.02 /* seconds between tries of a busy lock, doubling... */
@@ -73,14 +74,23 @@ int fx_store_start(lua_State *L, int idx, fx_call *r)
     r->sync = FX_SY_LOCK;
     /* fall through */
   case FX_SY_LOCK:
+    if (r->kind == FX_K_REFRESH && !fx_oauth_can_refresh(r->shared)) { /* nothing to spend */
+      fx_fail f;
+      if (r->shared->access_token == NULL)
+        fx_fail_set(&f, "auth", "reauth_required",
+                    "the client has no access token: authorize first (client:authorize_url, client:exchange_code)");
+      else
+        fx_fail_set(&f, "usage", "no_refresh_token", "cannot refresh: the client has no refresh_token and client_id");
+      fx_call_end(r, &f);
+      return FX_S_DONE;
+    }
     if (r->lock_limit <= 0) { /* a live holder ends within its ttl, a dead one's lock expires */
       r->lock_since = now;
-      r->lock_limit = r->pol.deadline > 0 ? r->pol.deadline
-                                          : now + FX_STORE_REFRESH_S + FX_STORE_TTL_MARGIN + 1;
+      r->lock_limit = r->start_limit > 0 ? r->start_limit
+                                         : now + FX_STORE_REFRESH_S + FX_STORE_TTL_MARGIN + 1;
     }
     /* once locked the refresh must end before the lock's ttl does */
-    r->lock_until = now + FX_STORE_REFRESH_S;
-    if (r->pol.deadline > 0 && r->pol.deadline < r->lock_until) r->lock_until = r->pol.deadline;
+    r->lock_until = now + (r->pol.timeout + 1 < FX_STORE_REFRESH_S ? r->pol.timeout + 1 : FX_STORE_REFRESH_S);
     r->sync = FX_SY_LOCKING;
     fx_call_queue_store_hook(r, FX_ST_LOCK);
     r->after_hook = FX_S_START;
@@ -139,12 +149,32 @@ static void store_failed(lua_State *L, int idx, fx_call *r, int op, int ok, int 
   } else if (lua_type(L, first + 1) == LUA_TSTRING) {
     why = lua_tostring(L, first + 1);
   }
+  if (ok && op == FX_ST_LOAD && (lua_istable(L, first) || lua_type(L, first + 1) == LUA_TNUMBER))
+    why = lua_type(L, first) != LUA_TTABLE && !lua_isnil(L, first)
+              ? "load() returned tokens that are not a table"
+              : "load() returned a version that is not an integer >= 0";
   if (ok && why == NULL)
     why = op == FX_ST_LOAD ? "load() did not return tokens and a version (an integer)"
                            : "it answered neither a lock nor nil, \"busy\"";
   fx_fail_set(&f, "auth", "token_store_error", "the token store failed to %s: %s", fx_store_op_name(op),
               why ? why : "(an error that is not a string)");
   fx_call_end(r, &f);
+}
+
+/* A lock: a table or userdata whose unlock is a function. */
+static int is_lock(lua_State *L, int i)
+{
+  int ok;
+  if (lua_type(L, i) == LUA_TUSERDATA) {
+    if (!luaL_getmetafield(L, i, "__index")) return 0;
+    lua_pop(L, 1);
+  } else if (lua_type(L, i) != LUA_TTABLE) {
+    return 0;
+  }
+  lua_getfield(L, i, "unlock");
+  ok = lua_type(L, -1) == LUA_TFUNCTION;
+  lua_pop(L, 1);
+  return ok;
 }
 
 static int is_version(lua_State *L, int i)
@@ -169,7 +199,7 @@ static int took_newer(lua_State *L, int idx, fx_call *r, int first)
   family_set(L, idx, "token_store_version");
   if (r->kind != FX_K_REFRESH || !lua_istable(L, first)) return 0; /* an exchange replaces them */
   changed = fx_oauth_adopt(L, S, first);
-  if (changed < 0) return -1;
+  if (changed < 0) return changed;
   fx_call_queue_token_hook(r); /* on_token hears of every change, whoever made it */
   return changed && S->access_token != NULL &&
          !fx_decide_refresh_ahead(1, fx_oauth_can_refresh(S), S->expires_at, S->refresh_margin,
@@ -226,8 +256,7 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
     newer = took_newer(L, idx, r, first);
     if (newer < 0) {
       fx_fail f;
-      fx_fail_set(&f, "auth", "token_store_error",
-                  "the token store holds tokens that are not valid (not strings of token characters)");
+      fx_fail_set(&f, "auth", "token_store_error", "%s", fx_oauth_adopt_problem(newer));
       fx_call_end(r, &f);
       break;
     }
@@ -248,13 +277,19 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
           break;
         }
         r->sync = FX_SY_GO;
-        r->pol.deadline = r->lock_until; /* within the lock's ttl */
+        r->pol.deadline = r->lock_until; /* its own bound: within the lock's ttl */
       }
     }
     break;
   }
   case FX_ST_LOCK:
-    if (ok && lua_toboolean(L, first)) {
+    if (ok && lua_toboolean(L, first) && !is_lock(L, first)) {
+      fx_fail f;
+      fx_fail_set(&f, "auth", "token_store_error",
+                  "the token store failed to lock: lock() returned %s, neither a lock (with an unlock "
+                  "method) nor nil, \"busy\"", luaL_typename(L, first));
+      fx_call_end(r, &f);
+    } else if (ok && lua_toboolean(L, first)) {
       lua_pushvalue(L, first);
       fx_call_uv_set(L, idx, "lock");
       r->locked = 1;
@@ -270,7 +305,7 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
         fx_fail_set(&f, "auth", "token_store_busy",
                     "another holder of the grant held the token store's lock for all %.1f s this "
                     "refresh could wait (%s)",
-                    now - r->lock_since, r->pol.deadline > 0 ? "the call's deadline" : "a refresh's longest hold");
+                    now - r->lock_since, r->start_limit > 0 ? "the call's deadline" : "a refresh's longest hold");
         fx_call_end(r, &f);
         break;
       }
@@ -282,17 +317,32 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
     }
     break;
   case FX_ST_SAVE:
-    if (ok && lua_toboolean(L, first)) {
+    if (ok && lua_type(L, first) == LUA_TBOOLEAN && lua_toboolean(L, first)) {
       if (is_version(L, first + 1))
         lua_pushvalue(L, first + 1);
       else
         lua_pushnil(L); /* unknown: the next load takes what is there */
       family_set(L, idx, "token_store_version");
     } else if (ok && lua_type(L, first) == LUA_TBOOLEAN) {
-      /* another holder saved since the reload: its lock expired under this refresh. Its tokens
-       * are not overwritten; this client keeps its own, and the next load tells them apart. */
+      /* another holder saved since the reload: the lock's ttl ran out under this refresh, and
+       * the grant may be lost. Its tokens are not overwritten; this client keeps its own. */
+      fx_fail f;
       lua_pushnil(L);
       family_set(L, idx, "token_store_version");
+      fx_fail_set(&f, "auth", "token_store_error",
+                  "another holder saved tokens while this refresh held the store's lock (its ttl ran "
+                  "out); the new tokens were not saved, this client keeps them");
+      fx_error_push(L, &f, NULL);
+      fx_call_uv_set(L, idx, "err");
+      r->token_failed = 1;
+    } else if (ok && !(lua_isnoneornil(L, first))) {
+      fx_fail f;
+      fx_fail_set(&f, "auth", "token_store_error",
+                  "the new tokens could not be saved in the token store (this client keeps them): "
+                  "save() answered %s, not true, false or nil, err", luaL_typename(L, first));
+      fx_error_push(L, &f, NULL);
+      fx_call_uv_set(L, idx, "err");
+      r->token_failed = 1;
     } else {
       /* the tokens are new and in memory, but the other holders cannot see them: say so */
       const char *why;

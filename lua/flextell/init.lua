@@ -8,6 +8,7 @@ local pager = require "flextell.pager"
 local resource = require "flextell.resource"
 local to_curl = require "flextell.to_curl"
 local file_store = require "flextell.stores.file"
+local store_common = require "flextell.stores.common"
 local tasks = require "flextell.tasks"
 
 local package = package
@@ -54,13 +55,18 @@ function M.new(opts)
   local store = type(opts) == "table" and opts.token_store or nil
   if store == nil then return client end
   local ok, tokens, version = pcall(store.load, store)
+  local why
   if not ok then
-    client:close()
-    error(store_error(tokens), 2)
+    why = tokens
+  elseif tokens ~= nil and type(tokens) ~= "table" then
+    why = "load() returned tokens that are not a table"
+  elseif not store_common.is_version(version) then
+    why = (tokens ~= nil or type(version) == "number") and "load() returned a version that is not an integer >= 0"
+      or version or "load() did not return tokens and a version (an integer)"
   end
-  if type(version) ~= "number" then
+  if why ~= nil then
     client:close()
-    error(store_error(version or "load() did not return tokens and a version (an integer)"), 2)
+    error(store_error(why), 2)
   end
   local loaded, err = store_loaded(client, tokens, version)
   if not loaded then

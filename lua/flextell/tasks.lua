@@ -19,7 +19,7 @@ local traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local now, advance, loop_perform, loop_wait, loop_pending, sleep =
   core.now, core.advance, core.loop_perform, core.loop_wait, core.loop_pending, core.sleep
-local Error, call_mt = core.Error, core.call_mt
+local Error, call_mt, keep_on_cancel = core.Error, core.call_mt, core.keep_on_cancel
 
 local M = {}
 
@@ -373,7 +373,13 @@ function Task:cancel()
   for i = #calls, 1, -1 do
     local call = calls[i]
     parked[call] = nil
-    call:cancel()
+    if i > 1 and keep_on_cancel(call) then
+      -- a token request on the wire: a task of its own finishes it (its answer holds the only
+      -- copy of the new tokens, which the store and the other calls need)
+      M.spawn(function() drive(current(), call) end)
+    else
+      call:cancel()
+    end
     calls[i] = nil
     if i == 1 then
       local ok, _, e = pcall(call.result, call)

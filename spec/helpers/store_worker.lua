@@ -3,6 +3,8 @@
 --   FX_URL       the sandbox's API base URL
 --   FX_STORE     file:<path> | redis:<port>:<key>
 --   FX_DEADLINE  the call's deadline in seconds (optional)
+--   FX_TIMEOUT   the client's timeout in seconds (optional; a refresh under the lock is bounded
+--                by it plus a second, and the lock's ttl by that plus 2 s)
 --   FX_HANG      "reload": stop for good in the reload under the store's lock, before the token
 --                request goes out (a holder that hangs or is killed there)
 local flextell = require "flextell"
@@ -32,7 +34,7 @@ if env("FX_HANG") == "reload" then
 end
 
 local client = flextell.new { base_url = env("FX_URL"), client_id = "sandbox-client",
-  client_secret = "sandbox-secret", token_store = store }
+  client_secret = "sandbox-secret", token_store = store, timeout = tonumber(env("FX_TIMEOUT") or "") }
 local data, err = client:get("/v1/customers/1", nil, { deadline = tonumber(env("FX_DEADLINE") or "") })
 if data then
   io.write(flextell.json.encode { ok = true, id = data.id, access_token = client:tokens().access_token })

@@ -31,11 +31,22 @@ function M.error(kind, code, message)
   return setmetatable({ kind = kind, code = code, message = message }, core.Error)
 end
 
---- True when v is a version: an integer >= 0 (a float with an integer value counts, for LuaJIT).
+--- True when v is a version: an integer from 0 to 2^53 (a float with an integer value counts,
+-- for LuaJIT).
 function M.is_version(v)
-  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge then return false end
-  if math_type then return math_type(v) == "integer" or v % 1 == 0 end
+  if type(v) ~= "number" or v ~= v or v < 0 or v >= 2 ^ 53 then return false end
+  if math_type and math_type(v) == "integer" then return true end
   return v % 1 == 0
+end
+
+--- Checks the token fields of a table read from storage; nil, or what is wrong.
+function M.check(t)
+  for _, k in pairs { "access_token", "refresh_token", "token_type", "scope" } do
+    if t[k] ~= nil and type(t[k]) ~= "string" then return k .. " is not a string" end
+  end
+  local e = t.expires_at
+  if e ~= nil and (type(e) ~= "number" or e ~= e or e < 0) then return "expires_at is not a number >= 0" end
+  return nil
 end
 
 --- Checks lock{ ttl =, wait = }; returns ttl, wait (seconds) or raises.

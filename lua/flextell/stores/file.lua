@@ -7,13 +7,18 @@
 -- 0600, fsync, rename), so a reader sees the old tokens or the new ones, never half of either.
 -- Beside it, "<path>.lock" (mode 0600) carries two advisory locks (core.file_lock): byte 0 is the
 -- refresh lock of lock{}, byte 1 guards the few microseconds of a compare-and-set. The kernel
--- releases both when their holder dies. A missing or empty file reads as "no tokens yet".
+-- releases both when their holder dies; the refresh lock also writes a lease (its expiry, wall
+-- clock) in the lock file, so a holder that died in the middle of a refresh (its request maybe
+-- processed, its answer lost) keeps the others out until the ttl it asked for has run out.
+-- A missing or empty file reads as "no tokens yet"; its folder must exist.
 
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
-local io_open, pairs, setmetatable, type = io.open, pairs, setmetatable, type
-local file_lock = core.file_lock
+local getmetatable, io_open, pairs, setmetatable, tonumber, type =
+  getmetatable, io.open, pairs, setmetatable, tonumber, type
+local format = string.format
+local file_lock, wallclock = core.file_lock, core.time
 
 local M = {}
 
@@ -25,18 +30,40 @@ local function io_error(message)
   return common.error("usage", "io_error", message)
 end
 
+local Lock = {}
+Lock.__index = Lock
+Lock.__name = "flextell.TokenFileLock"
+
+local function folder(path)
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  return d == "" and "/" or d
+end
+
 --- store:load() -> tokens | nil, version | nil, err (usage io_error).
 function Store:load()
-  local f = io_open(self.path, "rb")
-  if not f then return nil, 0 end -- no file yet
+  local f, failure, errno = io_open(self.path, "rb")
+  if not f then
+    if errno ~= 2 then -- it is there but cannot be read: not the same as "no tokens yet"
+      return nil, io_error("cannot read tokens from " .. self.path .. ": " .. failure:sub(#self.path + 3))
+    end
+    local d = io_open(folder(self.path), "rb") -- a folder opens for reading
+    if not d then
+      return nil, io_error("cannot use " .. self.path .. ": its folder " .. folder(self.path) .. " does not exist")
+    end
+    d:close()
+    return nil, 0 -- no file yet
+  end
   local text = f:read("a")
   f:close()
   if text == nil then return nil, io_error("cannot read tokens from " .. self.path) end
   if not text:find("%S") then return nil, 0 end -- an empty file: no tokens yet
   local t, why = core.json_decode(text)
-  if type(t) ~= "table" then
+  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
     return nil, io_error("cannot read tokens from " .. self.path .. ": " .. (why or "not a JSON object"))
   end
+  local bad = common.check(t)
+  if bad then return nil, io_error("cannot read tokens from " .. self.path .. ": " .. bad) end
   local version = t.version
   if version == nil then
     version = 0 -- written before versions
@@ -76,11 +103,43 @@ function Store:save(tokens, version)
   return true, current + 1
 end
 
---- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err. Never blocks. The ttl is
--- not needed here (the kernel releases the lock of a process that died) and is checked only.
+-- true, or nil and why
+local function write_lease(path, at)
+  local f, why = io_open(path, "r+b")
+  if not f then return nil, why end
+  local ok, err = f:write(format("lease %20.6f\n", at))
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, (err or cerr or "?"):gsub("^.-: ", "") end
+  return true
+end
+
+--- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err (usage io_error). Never
+-- blocks: busy while another holder has the kernel lock, or its lease has not run out.
 function Store:lock(opts)
-  common.lock_args(opts, "lock")
-  return file_lock(self.lock_path, 0, false)
+  local ttl = common.lock_args(opts, "lock")
+  local held, busy = file_lock(self.lock_path, 0, false)
+  if not held then return nil, busy end
+  local f = io_open(self.lock_path, "rb")
+  local lease = f and tonumber((f:read("a") or ""):match("^lease%s+([%d%.]+)"))
+  if f then f:close() end
+  local now = wallclock()
+  if lease and lease > now then -- a holder that went away in the middle of a refresh
+    held:unlock()
+    return nil, "busy"
+  end
+  local written, why = write_lease(self.lock_path, now + ttl)
+  if not written then
+    held:unlock()
+    return nil, io_error("cannot write the lease in " .. self.lock_path .. ": " .. why)
+  end
+  return setmetatable({ held = held, path = self.lock_path }, Lock)
+end
+
+--- lock:unlock() -> true | false (given back already). The lease is cleared first.
+function Lock:unlock()
+  if not self.held:held() then return false end
+  write_lease(self.path, 0)
+  return self.held:unlock()
 end
 
 --- A copy of opts with token_store = this file (what earlier versions did with on_token).

@@ -15,8 +15,8 @@
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
-local error, pairs, pcall, setmetatable, tonumber, tostring, type =
-  error, pairs, pcall, setmetatable, tonumber, tostring, type
+local error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_ceil = math.ceil
 
 local Store = {}
@@ -78,7 +78,11 @@ function Store:load()
   end
   if is_null(text) then return nil, version end
   local t = core.json_decode(tostring(text))
-  if type(t) ~= "table" then return nil, redis_error("the tokens in " .. self.key .. " are not a JSON object") end
+  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
+    return nil, redis_error("the tokens in " .. self.key .. " are not a JSON object")
+  end
+  local bad = common.check(t)
+  if bad then return nil, redis_error("the tokens in " .. self.key .. ": " .. bad) end
   return common.copy(t), version
 end
 
