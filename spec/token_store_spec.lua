@@ -221,6 +221,52 @@ describe("token stores", function()
       end
     end)
 
+    it("finish a refresh() or an exchange_code on the wire whose own task is cancelled", function()
+      local c = new_client(nil, { timeout = 5 })
+      local url, state = c:authorize_url {}
+      local redirect = assert(sb:approve(url))
+      assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 0.5, count = 2 })
+      for _, what in ipairs { "exchange", "refresh" } do
+        local task = flextell.spawn(function()
+          if what == "exchange" then return c:exchange_code(redirect, { state = state }) end
+          return c:refresh()
+        end)
+        local t0 = require("flextell.core").now()
+        while require("flextell.core").now() - t0 < 0.2 do flextell.step(0.01) end
+        task:cancel()
+        local _, err = task:result()
+        assert.are.same({ "usage", "cancelled", true }, { err.kind, err.code, err.maybe_sent }, what)
+        flextell.run() -- the token request goes on in a task of its own
+        assert.matches("^sbat_", c:tokens().access_token, what)
+      end
+      assert.are.equal(1, assert(c:get("/v1/customers/1")).id)
+      local o = sb:oauth()
+      assert.are.same({ 1, 1, 0 }, { o.grants.authorization_code, o.grants.refresh_token, o.errors.invalid_grant or 0 })
+    end)
+
+    it("leave a token file's lock to its ttl, and no longer, after a refresh whose answer was lost", function()
+      local dir = sh("mktemp -d")
+      local store = flextell.token_file(dir .. "/tokens.json")
+      authorize(store)
+      expire_locally(store)
+      assert(sb:arm { path = "/oauth/token", fault = "reset", bytes = 0 })
+      local a = new_client(store, { timeout = 2 }) -- a refresh bound to 3 s, a lock of 5 s
+      local _, err = a:get("/v1/customers/1")
+      -- on the connection the exchange left open: libcurl's resend of the POST refused
+      assert.are.same({ "network", "empty_reply", true }, { err.kind, err.code, err.maybe_sent })
+      local t0 = require("flextell.core").now()
+      local b = new_client(store) -- the same process, and a while holds the first client alive
+      local data
+      data, err = b:get("/v1/customers/1", nil, { deadline = 10 })
+      local took = require("flextell.core").now() - t0
+      assert.is_nil(data)
+      assert.are.same({ "auth", "reauth_required" }, { err.kind, err.code })
+      assert.is_true(took >= 4 and took < 7, "took " .. took .. " s")
+      -- a, alive to here, kept the tokens it had; so did the store
+      assert.are.equal((store:load()).refresh_token, a:tokens().refresh_token)
+      os.execute("rm -rf '" .. dir .. "'")
+    end)
+
     it_both("take tokens another holder authorized, when it had none", function()
       local store = flextell.memory_store()
       local worker = new_client(store)
@@ -263,6 +309,8 @@ describe("token stores", function()
         { { save = function() return "yes" end },
           "the new tokens could not be saved in the token store (this client keeps them): save() answered string, " ..
           "not true, false or nil, err" },
+        { { save = function(_, t, v) base:save(t, v) return true end },
+          "the token store's save() answered true without the new version (an integer >= 0)" },
         { { save = function() return false end },
           "another holder saved tokens while this refresh held the store's lock (its ttl ran out); the new tokens " ..
           "were not saved, this client keeps them" },

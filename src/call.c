@@ -258,8 +258,8 @@ void fx_call_hooked(lua_State *L, int idx, int ok, int err_idx)
       r->token_failed = 1; /* and the call that needed the refresh returns it too */
     }
   }
-  if (r->state != FX_S_DONE && r->client->shared == NULL && !(r->kind != FX_K_API && r->locked)) {
-    /* the hook closed the client (a token call holding the store's lock saves what it got) */
+  if (r->state != FX_S_DONE && r->client->shared == NULL && r->kind == FX_K_API) {
+    /* the hook closed the client (a token call, answered, saves and tells what it got) */
     fx_fail f;
     fx_fail_closed(&f);
     fx_call_end(r, &f);
@@ -319,7 +319,9 @@ void fx_call_answered(lua_State *L, int idx)
   r->out.status = r->status;
   r->out.failure = FX_F_NONE;
   r->out.maybe_sent = 1;
-  r->any_sent = 1;
+  /* an answer that says the request was not carried out does not count (decide.c retries a
+   * write after these too) */
+  if (r->status != 401 && r->status != 429 && r->status != 503) r->any_sent = 1;
   r->in_doubt = 0;
   r->out.retry_after = r->retry_after;
   r->detail[0] = '\0';

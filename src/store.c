@@ -317,12 +317,18 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
     }
     break;
   case FX_ST_SAVE:
-    if (ok && lua_type(L, first) == LUA_TBOOLEAN && lua_toboolean(L, first)) {
-      if (is_version(L, first + 1))
-        lua_pushvalue(L, first + 1);
-      else
-        lua_pushnil(L); /* unknown: the next load takes what is there */
+    if (ok && lua_type(L, first) == LUA_TBOOLEAN && lua_toboolean(L, first) && is_version(L, first + 1)) {
+      lua_pushvalue(L, first + 1);
       family_set(L, idx, "token_store_version");
+    } else if (ok && lua_type(L, first) == LUA_TBOOLEAN && lua_toboolean(L, first)) {
+      fx_fail f;
+      lua_pushnil(L); /* unknown: the next load takes what is there */
+      family_set(L, idx, "token_store_version");
+      fx_fail_set(&f, "auth", "token_store_error",
+                  "the token store's save() answered true without the new version (an integer >= 0)");
+      fx_error_push(L, &f, NULL);
+      fx_call_uv_set(L, idx, "err");
+      r->token_failed = 1;
     } else if (ok && lua_type(L, first) == LUA_TBOOLEAN) {
       /* another holder saved since the reload: the lock's ttl ran out under this refresh, and
        * the grant may be lost. Its tokens are not overwritten; this client keeps its own. */

@@ -373,10 +373,14 @@ function Task:cancel()
   for i = #calls, 1, -1 do
     local call = calls[i]
     parked[call] = nil
-    if i > 1 and keep_on_cancel(call) then
-      -- a token request on the wire: a task of its own finishes it (its answer holds the only
-      -- copy of the new tokens, which the store and the other calls need)
+    if keep_on_cancel(call) then
+      -- a token request on the wire (a refresh, a code exchange): a task of its own finishes it,
+      -- since its answer holds the only copy of the new tokens the client and the store need
       M.spawn(function() drive(current(), call) end)
+      if i == 1 then
+        err = make_error("cancelled", "the task was cancelled")
+        err.maybe_sent = true
+      end
     else
       call:cancel()
     end

@@ -5,11 +5,11 @@
 --
 -- The file holds the tokens and a version; it is replaced atomically (a temporary file with mode
 -- 0600, fsync, rename), so a reader sees the old tokens or the new ones, never half of either.
--- Beside it, "<path>.lock" (mode 0600) carries two advisory locks (core.file_lock): byte 0 is the
--- refresh lock of lock{}, byte 1 guards the few microseconds of a compare-and-set. The kernel
--- releases both when their holder dies; the refresh lock also writes a lease (its expiry, wall
--- clock) in the lock file, so a holder that died in the middle of a refresh (its request maybe
--- processed, its answer lost) keeps the others out until the ttl it asked for has run out.
+-- Beside it, "<path>.lock" (mode 0600) holds the refresh lock of lock{}: a lease, an owner and an
+-- expiry by the wall clock, so a holder that died, or left a refresh in doubt (its request maybe
+-- processed, its answer lost), keeps the others out until the ttl it asked for has run, and no
+-- longer. Two advisory locks of the kernel (core.file_lock) guard the moments that read and
+-- write: byte 0 the lease, byte 1 a compare-and-set of the tokens.
 -- A missing or empty file reads as "no tokens yet"; its folder must exist.
 
 local core = require "flextell.core"
@@ -103,43 +103,56 @@ function Store:save(tokens, version)
   return true, current + 1
 end
 
+-- The lease in the lock file: "lease <expiry, epoch seconds> <owner>\n", read and written only
+-- under the kernel lock on byte 0, which is held for that moment alone.
+local function read_lease(path)
+  local f = io_open(path, "rb")
+  if not f then return 0, "" end
+  local at, owner = (f:read("a") or ""):match("^lease%s+([%d%.]+)%s+(%S+)")
+  f:close()
+  return tonumber(at) or 0, owner or ""
+end
+
 -- true, or nil and why
-local function write_lease(path, at)
+local function write_lease(path, at, owner)
   local f, why = io_open(path, "r+b")
   if not f then return nil, why end
-  local ok, err = f:write(format("lease %20.6f\n", at))
+  local ok, err = f:write(format("lease %20.6f %-24s\n", at, owner))
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, (err or cerr or "?"):gsub("^.-: ", "") end
+  if not ok or not closed then return nil, ((err or cerr or "?"):gsub("^.-: ", "")) end
   return true
 end
 
 --- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err (usage io_error). Never
--- blocks: busy while another holder has the kernel lock, or its lease has not run out.
+-- blocks on another holder: busy while another holder's lease runs.
 function Store:lock(opts)
   local ttl = common.lock_args(opts, "lock")
-  local held, busy = file_lock(self.lock_path, 0, false)
-  if not held then return nil, busy end
-  local f = io_open(self.lock_path, "rb")
-  local lease = f and tonumber((f:read("a") or ""):match("^lease%s+([%d%.]+)"))
-  if f then f:close() end
+  local guard, busy = file_lock(self.lock_path, 0, true) -- for the read and write of the lease
+  if not guard then return nil, busy end
+  local at = read_lease(self.lock_path)
   local now = wallclock()
-  if lease and lease > now then -- a holder that went away in the middle of a refresh
-    held:unlock()
+  if at > now then
+    guard:unlock()
     return nil, "busy"
   end
-  local written, why = write_lease(self.lock_path, now + ttl)
-  if not written then
-    held:unlock()
-    return nil, io_error("cannot write the lease in " .. self.lock_path .. ": " .. why)
-  end
-  return setmetatable({ held = held, path = self.lock_path }, Lock)
+  local owner = core.random_token(16)
+  local written, why = write_lease(self.lock_path, now + ttl, owner)
+  guard:unlock()
+  if not written then return nil, io_error("cannot write the lease in " .. self.lock_path .. ": " .. why) end
+  return setmetatable({ path = self.lock_path, owner = owner }, Lock)
 end
 
---- lock:unlock() -> true | false (given back already). The lease is cleared first.
+--- lock:unlock() -> true | false (its lease had run out: maybe another holder has it now) |
+-- nil, err
 function Lock:unlock()
-  if not self.held:held() then return false end
-  write_lease(self.path, 0)
-  return self.held:unlock()
+  local guard, busy = file_lock(self.path, 0, true)
+  if not guard then return nil, busy end
+  local at, owner = read_lease(self.path)
+  local mine = owner == self.owner and at > wallclock()
+  if owner == self.owner then write_lease(self.path, 0, "-") end
+  guard:unlock()
+  self.owner = nil
+  return mine
 end
 
 --- A copy of opts with token_store = this file (what earlier versions did with on_token).
