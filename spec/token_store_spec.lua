@@ -210,7 +210,7 @@ describe("token stores", function()
         while require("flextell.core").now() - t0 < 0.2 do flextell.step(0.01) end
         if how == "cancel" then task:cancel() else a:close() end
         local _, err = task:result()
-        assert.are.equal(how == "cancel" and "cancelled" or "closed", err.code)
+        assert.are.same({ how == "cancel" and "cancelled" or "closed", "GET" }, { err.code, err.method })
         flextell.run() -- the refresh goes on in a task of its own, and saves
         local saved, version = store:load()
         assert.are.equal(3, version, how)

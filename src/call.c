@@ -258,8 +258,8 @@ void fx_call_hooked(lua_State *L, int idx, int ok, int err_idx)
       r->token_failed = 1; /* and the call that needed the refresh returns it too */
     }
   }
-  if (r->state != FX_S_DONE && r->client->shared == NULL && r->kind == FX_K_API) {
-    /* the hook closed the client (a token call, answered, saves and tells what it got) */
+  if (r->state != FX_S_DONE && r->client->shared == NULL && !(r->kind != FX_K_API && r->locked)) {
+    /* the hook closed the client (a token call holding the store's lock saves what it got) */
     fx_fail f;
     fx_fail_closed(&f);
     fx_call_end(r, &f);
@@ -590,6 +590,7 @@ int fx_call_next(lua_State *L, int idx, double *wait)
         r->state = FX_S_DONE;
         break;
       }
+      if ((child->ended || child->token_failed) && closed(r)) break; /* its own "closed" error */
       if (child->ended || child->token_failed) {
         r->by_child = 1; /* the refresh's error is the call's */
         fx_call_release_slots(r);
