@@ -489,6 +489,7 @@ static int ready(fx_call *r, double *wait)
   r->in_flight_slot = 1;
   r->prog.tries++;
   r->attempts++;
+  r->resent = 0;
   return FX_S_SEND;
 }
 
@@ -902,6 +903,20 @@ static int call_response(lua_State *L)
   return 0;
 }
 
+/* call:resent(): the driver sent an idempotent request a second time in this attempt (a
+ * kept-alive connection closed before any answer): counted in attempts, on_retry is told. A
+ * write may not be sent again: raises. Before response() or failed(). */
+static int call_resent(lua_State *L)
+{
+  fx_call *r = fx_call_at(L, 1);
+  if (r->state != FX_S_FLIGHT && r->state != FX_S_SEND)
+    return luaL_error(L, "call:resent: the call is not waiting for an answer");
+  if (!r->pol.idempotent) return luaL_error(L, "call:resent: a %s is never sent twice", r->method);
+  r->resent = 1;
+  r->attempts++;
+  return 0;
+}
+
 /* call:failed(code, message, maybe_sent): no answer. code is one of the transport codes
  * (connect_failed, timeout, connection_reset...); maybe_sent defaults to true (the safe side). */
 static int call_failed(lua_State *L)
@@ -949,6 +964,7 @@ static int call_tostring(lua_State *L)
 static const luaL_Reg call_methods[] = {
   {"next", call_next},     {"response", call_response}, {"failed", call_failed},
   {"hooked", call_hooked}, {"result", call_result},     {"cancel", call_cancel},
+  {"resent", call_resent},
   {"done", call_done},     {NULL, NULL}
 };
 

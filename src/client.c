@@ -211,6 +211,7 @@ static const opt_def client_options[] = {
   {"proxy", OPT_PROXY, 0},        {"max_response_bytes", OPT_INT, 0},
   {"allow_http", OPT_BOOL, 0},    {"write_max_idle", OPT_INT, 1},
   {"max_concurrency", OPT_INT, 0}, {"token_store", OPT_STORE, 0},
+  {"transport", OPT_STR, 1},
   {NULL, 0, 0}
 };
 
@@ -354,6 +355,14 @@ static void apply_timeouts(lua_State *L, int idx, const char *fname, fx_client *
     lua_Integer n = fx_tointeger(L, -1);
     if (n < 0 || n > 3600) luaL_error(L, "%s: option 'write_max_idle' must be 0..3600", fname);
     c->write_max_idle = (int)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "transport");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *t = lua_tostring(L, -1);
+    if (strcmp(t, "curl") != 0 && strcmp(t, "auto") != 0)
+      luaL_error(L, "%s: option 'transport' must be \"curl\" or \"auto\"", fname);
+    c->transport_curl = strcmp(t, "curl") == 0;
   }
   lua_pop(L, 1);
   lua_getfield(L, idx, "tenant");
@@ -668,6 +677,7 @@ static int client_with(lua_State *L)
   c->proxy_off = p->proxy_off;
   c->base_loopback = p->base_loopback;
   c->write_max_idle = p->write_max_idle;
+  c->transport_curl = p->transport_curl;
   c->max_concurrency = p->max_concurrency;
   c->user_agent = dup_or_raise(L, p->user_agent);
   c->tenant = p->tenant;
@@ -714,6 +724,28 @@ int fx_in_task(lua_State *L)
   return yes;
 }
 
+/* Does a Lua driver take this client's calls: inside a task, or everywhere once a Lua driver has
+ * said it takes every call (the nginx driver: core.set_lua_driver), unless the client asked for
+ * libcurl (transport = "curl")? */
+int fx_lua_drives(lua_State *L, const fx_client *c)
+{
+  int all;
+  if (fx_in_task(L)) return 1;
+  if (c->transport_curl) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, FX_LUA_DRIVER_KEY);
+  all = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return all;
+}
+
+/* core.set_lua_driver(on) */
+static int core_set_lua_driver(lua_State *L)
+{
+  lua_pushboolean(L, lua_toboolean(L, 1));
+  lua_setfield(L, LUA_REGISTRYINDEX, FX_LUA_DRIVER_KEY);
+  return 0;
+}
+
 /* Prepares and starts a call of the client at 1; pushes it. 0, or -1 with nil, err pushed. */
 static int start_call(lua_State *L, fx_spec *s, int *idx)
 {
@@ -740,7 +772,7 @@ static int client_call(lua_State *L, fx_spec *s)
 {
   int idx;
   if (start_call(L, s, &idx) != 0) return 2;
-  if (fx_in_task(L)) {
+  if (fx_lua_drives(L, fx_client_check(L, 1))) {
     lua_pushvalue(L, idx);
     return 1;
   }
@@ -975,6 +1007,8 @@ void flextell_client_open(lua_State *L)
   lua_setfield(L, -2, "escape");
   lua_pushcfunction(L, core_store_loaded);
   lua_setfield(L, -2, "store_loaded");
+  lua_pushcfunction(L, core_set_lua_driver);
+  lua_setfield(L, -2, "set_lua_driver");
   lua_pushstring(L, FX_VERSION);
   lua_setfield(L, -2, "_VERSION");
 }

@@ -28,6 +28,7 @@
 #define FX_LOOP_MT "flextell.Loop"
 #define FX_ERROR_MT "flextell.Error"
 #define FX_TASKS_KEY "flextell.tasks" /* registry: weak table, coroutine -> task */
+#define FX_LUA_DRIVER_KEY "flextell.lua_driver" /* registry: true when a Lua driver takes every call (nginx) */
 #define FX_DEFAULT_BASE_URL "https://dev.flextell.ai/api"
 #define FX_MAX_HEADER_BYTES (64 * 1024)
 #define FX_MAX_KEYS 256 /* query parameters or headers in one table */
@@ -87,6 +88,7 @@ typedef struct fx_client {
   int allow_http;
   int max_retries;
   int max_concurrency; /* transfers in flight per client family */
+  int transport_curl;  /* transport = "curl": libcurl even where a Lua driver takes calls */
   int pace;          /* wait for the rate-limit window instead of sending a refused call */
   double timeout, connect_timeout, deadline; /* seconds; deadline 0 = none */
   double stall_timeout;
@@ -219,6 +221,7 @@ int fx_host_is_loopback(const char *host);
 int fx_url_is_loopback(lua_State *L, const char *url);
 int fx_token_chars_ok(const char *s);
 int fx_in_task(lua_State *L); /* the running coroutine is a task: calls go to the Lua driver */
+int fx_lua_drives(lua_State *L, const fx_client *c); /* a task, or nginx's driver takes the call */
 void flextell_client_open(lua_State *L);
 char *fx_strdup(const char *s);
 double fx_now(void);       /* monotonic seconds */

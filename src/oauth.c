@@ -380,7 +380,7 @@ static int oauth_tokens(lua_State *L)
 static int run_token_call(lua_State *L)
 {
   int idx = lua_gettop(L);
-  if (fx_in_task(L)) return 1;
+  if (fx_lua_drives(L, fx_client_check(L, 1))) return 1;
   return fx_drive_blocking(L, idx);
 }
 

@@ -9,7 +9,18 @@ local resource = require "flextell.resource"
 local to_curl = require "flextell.to_curl"
 local file_store = require "flextell.stores.file"
 local store_common = require "flextell.stores.common"
-local tasks = require "flextell.tasks"
+local ngx_driver = require "flextell.ngx.driver"
+-- inside nginx every call goes to the cosocket driver, and tasks are nginx's light threads
+local tasks, await
+if ngx_driver.active() then
+  ngx_driver.init(core)
+  tasks = require "flextell.ngx.tasks"
+  tasks.init(core)
+  await = ngx_driver.await
+else
+  tasks = require "flextell.tasks"
+  await = tasks.await
+end
 
 local package = package
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
@@ -90,7 +101,7 @@ local methods = core.Client
 
 -- The calls: the C method blocks outside a task; inside one it returns the call, which the
 -- Lua driver then awaits, yielding. The same code runs either way.
-local call_mt, await = core.call_mt, tasks.await
+local call_mt = core.call_mt
 local function nonblocking(fn)
   return function(self, ...)
     local a, b, c = fn(self, ...)

@@ -744,6 +744,22 @@ function M.attach(prefix)
   return h
 end
 
+--- The nginx binary and the load_module lines its Lua module needs (for other nginx servers the
+-- specs start, such as an app that calls the API from nginx); or nil, err.
+function M.nginx()
+  local nginx, err = find_nginx()
+  if not nginx then return nil, err end
+  local modules
+  modules, err = module_lines(nginx)
+  if not modules then return nil, err end
+  return nginx, modules
+end
+
+--- A free loopback port (nothing listens on it now, as far as /proc tells).
+function M.free_port()
+  return pick_port({})
+end
+
 M.Sandbox = Sandbox
 M.defaults = DEFAULTS
 M.client = CLIENT

@@ -1,0 +1,88 @@
+--- The task API on nginx's own machinery (lua-nginx-module light threads): flextell.spawn is
+-- ngx.thread.spawn, flextell.sleep is ngx.sleep, flextell.wait waits for the threads; run and
+-- step return at once, since nginx's event loop is the scheduler.
+
+local ngx = ngx -- luacheck: ignore 113
+local error, getmetatable, select, setmetatable, tostring, type = error, getmetatable, select, setmetatable, tostring, type
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local M = {}
+
+local Task = {}
+Task.__index = Task
+Task.__name = "flextell.Task"
+
+local Error
+
+local function cancelled()
+  return setmetatable({ kind = "usage", code = "cancelled", message = "the task was cancelled" }, Error)
+end
+
+local function collect(task)
+  if task.finished then return end
+  local r = { n = 0 }
+  local function keep(ok, ...) r = { n = select("#", ...), ok = ok, ... } end
+  keep(ngx.thread.wait(task.thread))
+  task.finished = true
+  if r.ok then
+    task.results = r
+  else
+    task.err = r[1]
+  end
+end
+
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+  local thread, err = ngx.thread.spawn(fn, ...)
+  if not thread then error("flextell.spawn: " .. tostring(err), 2) end
+  return setmetatable({ thread = thread, finished = false }, Task)
+end
+
+function M.wait(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local t = select(i, ...)
+    if getmetatable(t) ~= Task then error("bad argument #" .. i .. " to 'wait' (task expected)", 2) end
+    collect(t)
+    out[i] = t.err ~= nil and { nil, t.err } or { unpack(t.results, 1, t.results.n) }
+  end
+  return unpack(out, 1, select("#", ...))
+end
+
+function M.sleep(s)
+  ngx.sleep(s or 0)
+end
+
+function M.run() end
+
+function M.step()
+  return 0
+end
+
+function M.current()
+  return nil
+end
+
+function Task:result()
+  collect(self)
+  if self.err ~= nil then return nil, self.err end
+  return unpack(self.results, 1, self.results.n)
+end
+
+function Task:done()
+  if self.finished then return true end
+  return coroutine.status(self.thread) == "dead"
+end
+
+function Task:cancel()
+  if self.finished then return end
+  ngx.thread.kill(self.thread)
+  self.finished = true
+  self.err = cancelled()
+end
+
+function M.init(core)
+  Error = core.Error
+end
+
+return M

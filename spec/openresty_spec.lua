@@ -1,0 +1,76 @@
+-- The nginx driver: calls made inside nginx go over cosockets and never block the worker. A real
+-- nginx with the Lua module runs a small app that calls the sandbox through the library.
+local sandbox = require "spec.helpers.sandbox"
+local nginx_app = require "spec.helpers.nginx_app"
+local json = require("flextell").json
+
+describe("#nginx the nginx driver", function()
+  local sb, app
+  setup(function()
+    sb = sandbox.start { tls = false }
+    app = nginx_app.start {
+      workers = 2,
+      http = [[
+  lua_shared_dict results 1m;
+  init_worker_by_lua_block {
+    local flextell = require "flextell"
+    local c = flextell.new { base_url = "http://127.0.0.1:1/api", token = "t" }
+    local data, err = c:get("/v1/customers/1")
+    ngx.shared.results:set("init_worker", require("flextell").json.encode { kind = err.kind, code = err.code,
+      message = err.message })
+  }]],
+      server = [[
+    location = /call {
+      content_by_lua_block {
+        local flextell = require "flextell"
+        local c = flextell.new { base_url = ngx.var.arg_base, token = ngx.var.arg_token }
+        local data, err = c:get("/v1/customers/" .. ngx.var.arg_id)
+        ngx.say(flextell.json.encode(data and { id = data.id } or { kind = err.kind, code = err.code,
+          message = err.message }))
+      }
+    }
+    location = /results {
+      content_by_lua_block { ngx.say(ngx.shared.results:get(ngx.var.arg_key) or "none") }
+    }]],
+    }
+  end)
+  teardown(function()
+    if app then app:stop() end
+    sb:stop()
+  end)
+
+  local function call_path(id)
+    return ("/call?base=%s&token=%s&id=%d"):format(sb.url, sb.token, id)
+  end
+
+  it("runs 20 calls of 300 ms at once in one worker's event loop, and /ping stays quick", function()
+    assert(sb:arm { match = "^/api/v1/customers/%d+$", fault = "delay", seconds = 0.3, count = 20 })
+    local dir = app.prefix
+    local cmd = {}
+    for i = 1, 20 do
+      cmd[#cmd + 1] = ("curl -s -o %s/out%d -w '%%{time_total}' '%s%s' > %s/t%d &"):format(dir, i, app.url,
+        call_path(i), dir, i)
+    end
+    cmd[#cmd + 1] = ("sleep 0.1; curl -s -o /dev/null -w '%%{time_total}' '%s/ping' > %s/ping; wait"):format(app.url, dir)
+    local t0 = require("flextell.core").now()
+    os.execute(table.concat(cmd, " "))
+    local took = require("flextell.core").now() - t0
+    for i = 1, 20 do
+      local f = assert(io.open(dir .. "/out" .. i))
+      assert.are.same({ id = i }, json.decode(f:read("a")), app:log())
+      f:close()
+    end
+    local f = assert(io.open(dir .. "/ping"))
+    local ping = tonumber(f:read("a"))
+    f:close()
+    assert.is_true(took < 1.5, "20 calls of 300 ms took " .. took .. " s")
+    assert.is_true(ping < 0.05, "/ping took " .. ping .. " s")
+  end)
+
+  it("answers a call in a phase without cosockets with a usage error naming the phase", function()
+    local _, body = app:get("/results?key=init_worker")
+    assert.are.same({ kind = "usage", code = "phase",
+      message = "flextell: no network calls in nginx's init_worker phase (no cosockets there): call from " ..
+        "rewrite, access or content handlers, or from a timer (ngx.timer.at)" }, json.decode(body))
+  end)
+end)
