@@ -74,3 +74,68 @@ describe("#nginx the nginx driver", function()
         "rewrite, access or content handlers, or from a timer (ngx.timer.at)" }, json.decode(body))
   end)
 end)
+
+describe("#nginx the nginx driver with 4 workers", function()
+  local sb, app
+  setup(function()
+    sb = sandbox.start { tls = false }
+    app = nginx_app.start {
+      workers = 4,
+      http = [[
+  lua_shared_dict tokens 1m;]],
+      server = [[
+    location = /seed {
+      content_by_lua_block {
+        local flextell = require "flextell"
+        local store = flextell.shared_dict_store("tokens")
+        local t = flextell.json.decode(ngx.unescape_uri(ngx.var.arg_tokens))
+        local _, v = store:load()
+        ngx.say(tostring(store:save(t, v)))
+      }
+    }
+    location = /store_call {
+      content_by_lua_block {
+        local flextell = require "flextell"
+        local c = flextell.new { base_url = ngx.var.arg_base, client_id = "sandbox-client",
+          client_secret = "sandbox-secret", token_store = flextell.shared_dict_store("tokens") }
+        local data, err = c:get("/v1/customers/1")
+        ngx.say(flextell.json.encode(data and { id = data.id, pid = ngx.worker.pid() } or
+          { kind = err.kind, code = err.code, message = err.message }))
+      }
+    }]],
+    }
+  end)
+  teardown(function()
+    if app then app:stop() end
+    sb:stop()
+  end)
+
+  it("refreshes once for all workers when the token expired, through a shared dict store", function()
+    local flextell = require "flextell"
+    local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+      redirect_uri = sb.redirect_uri }
+    local url, state = c:authorize_url {}
+    local tokens = assert(c:exchange_code(assert(sb:approve(url)), { state = state }))
+    tokens.expires_at = os.time() - 10
+    local status, body = app:get("/seed?tokens=" .. require("flextell.core").escape(json.encode(tokens)))
+    assert.are.same({ 200, "true\n" }, { status, body })
+    assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 1 })
+    local dir = app.prefix
+    local cmd = {}
+    for i = 1, 16 do
+      cmd[#cmd + 1] = ("curl -s -o %s/s%d '%s/store_call?base=%s' &"):format(dir, i, app.url, sb.url)
+    end
+    cmd[#cmd + 1] = "wait"
+    os.execute(table.concat(cmd, " "))
+    local pids = {}
+    for i = 1, 16 do
+      local f = assert(io.open(dir .. "/s" .. i))
+      local r = json.decode(f:read("a"))
+      f:close()
+      assert.are.equal(1, r.id, app:log())
+      pids[r.pid] = true
+    end
+    local o = sb:oauth()
+    assert.are.same({ 1, 0 }, { o.grants.refresh_token, o.errors.invalid_grant or 0 })
+  end)
+end)

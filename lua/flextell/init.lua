@@ -64,7 +64,15 @@ function M.new(opts)
   local made, client = pcall(core_new, opts)
   if not made then error(client, 2) end -- the error points at the caller's line
   local store = type(opts) == "table" and opts.token_store or nil
-  if store == nil then return client end
+  if store == nil then
+    if ngx_driver.active() and opts.client_id and ngx.worker.count() > 1 then -- luacheck: ignore 113
+      -- each worker would refresh on its own, and the second refresh revokes the grant
+      ngx.log(ngx.WARN, "flextell: an OAuth client in an nginx with ", ngx.worker.count(), -- luacheck: ignore 113
+        " workers and no token_store: the workers will spend one refresh token twice and lose the grant; ",
+        "give it flextell.shared_dict_store(name) or flextell.redis_store{...}")
+    end
+    return client
+  end
   local ok, tokens, version = pcall(store.load, store)
   local why
   if not ok then
@@ -91,6 +99,7 @@ end
 M.token_file = file_store.new
 M.memory_store = require "flextell.stores.memory"
 M.redis_store = require "flextell.stores.redis"
+M.shared_dict_store = require "flextell.stores.shared_dict"
 
 --- True when v is a flextell.Error.
 function M.is_error(v)

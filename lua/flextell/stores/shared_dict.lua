@@ -1,0 +1,101 @@
+--- flextell.shared_dict_store(name[, key]): tokens in an nginx lua_shared_dict, shared by every
+-- worker of one nginx (lua_shared_dict <name> 1m; in the http block).
+--
+-- Keys (prefix `key`, default "flextell:tokens"): key .. ":v" the version, key .. ":t" the tokens
+-- (JSON), key .. ":lock" the refresh lock (an owner, with the ttl as the dict's expiry, so the
+-- lock of a worker that died goes by itself). A shared dict's operations are each atomic across
+-- the workers; the few that must go together (compare-and-set, unlock by owner) run under a
+-- short mutex of the dict's own (add with a 1 s expiry), which they hold without yielding.
+
+local core = require "flextell.core"
+local common = require "flextell.stores.common"
+
+local ngx = ngx -- luacheck: ignore 113
+local error, getmetatable, setmetatable, tostring, type = error, getmetatable, setmetatable, tostring, type
+
+local Store = {}
+Store.__index = Store
+Store.__name = "flextell.SharedDictStore"
+
+local Lock = {}
+Lock.__index = Lock
+Lock.__name = "flextell.SharedDictLock"
+
+local function dict_error(message)
+  return common.error("usage", "shared_dict_error", "token store (lua_shared_dict): " .. tostring(message))
+end
+
+-- Runs fn under the dict's mutex: a spin of at most about 1 s (the mutex's own expiry).
+local function with_mutex(self, fn)
+  local dict, key = self.dict, self.key .. ":mutex"
+  for _ = 1, 1000 do
+    local ok, err = dict:add(key, true, 1)
+    if ok then
+      local a, b = fn()
+      dict:delete(key)
+      return a, b
+    end
+    if err ~= "exists" then return nil, dict_error(err) end
+    ngx.sleep(0.001)
+  end
+  return nil, dict_error("the dict's mutex stayed taken")
+end
+
+--- store:load() -> tokens | nil, version | nil, err
+function Store:load()
+  local version = self.dict:get(self.key .. ":v")
+  if version == nil then return nil, 0 end
+  local text = self.dict:get(self.key .. ":t")
+  if text == nil then return nil, version end
+  local t = core.json_decode(text)
+  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
+    return nil, dict_error("the tokens are not a JSON object")
+  end
+  return common.copy(t), version
+end
+
+--- store:save(tokens, version) -> true, new_version | false | nil, err
+function Store:save(tokens, version)
+  local t = common.copy(tokens)
+  if t == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
+  local text = core.json_encode(t)
+  return with_mutex(self, function()
+    local current = self.dict:get(self.key .. ":v") or 0
+    if version ~= nil and version ~= current then return false end
+    local ok, err = self.dict:set(self.key .. ":t", text)
+    if not ok then return nil, dict_error(err) end
+    ok, err = self.dict:set(self.key .. ":v", current + 1)
+    if not ok then return nil, dict_error(err) end
+    return true, current + 1
+  end)
+end
+
+--- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err
+function Store:lock(opts)
+  local ttl = common.lock_args(opts, "lock")
+  local owner = core.random_token(16)
+  local ok, err = self.dict:add(self.key .. ":lock", owner, ttl)
+  if ok then return setmetatable({ store = self, owner = owner }, Lock) end
+  if err == "exists" then return nil, "busy" end
+  return nil, dict_error(err)
+end
+
+--- lock:unlock() -> true | false (it had expired)
+function Lock:unlock()
+  local s = self.store
+  return with_mutex(s, function()
+    if s.dict:get(s.key .. ":lock") ~= self.owner then return false end
+    s.dict:delete(s.key .. ":lock")
+    return true
+  end)
+end
+
+return function(name, key)
+  if type(name) ~= "string" then error("bad argument #1 to 'shared_dict_store' (a lua_shared_dict name expected)", 2) end
+  local dict = type(ngx) == "table" and ngx.shared and ngx.shared[name]
+  if not dict then
+    error("shared_dict_store: no lua_shared_dict '" .. name .. "' (add `lua_shared_dict " .. name ..
+      " 1m;` to nginx's http block)", 2)
+  end
+  return setmetatable({ dict = dict, key = key or "flextell:tokens" }, Store)
+end
