@@ -13,7 +13,7 @@
 local ngx = ngx -- luacheck: ignore 113
 local tcp = ngx.socket.tcp
 
-local concat, tonumber, type = table.concat, tonumber, type
+local concat, setmetatable, tonumber, type = table.concat, setmetatable, tonumber, type
 local min = math.min
 
 local M = {}
@@ -41,6 +41,28 @@ local function ms(seconds)
   return math.max(1, math.floor(seconds * 1000 + 0.5))
 end
 
+-- The attempt's clock: a read may wait the stall timeout, and no read goes past the attempt's
+-- end. A read that times out is "stalled" unless the attempt's time is up ("timeout").
+local Clock = {}
+Clock.__index = Clock
+
+local function clock(req)
+  local timeout = req.timeout or 30
+  return setmetatable({ t_end = ngx.now() + timeout, stall = req.stall_timeout or timeout,
+    connect = min(req.connect_timeout or 10, timeout) }, Clock)
+end
+
+function Clock:arm(sock)
+  ngx.update_time()
+  local left = self.t_end - ngx.now()
+  sock:settimeouts(ms(self.connect), ms(math.max(left, 0.001)), ms(math.max(min(self.stall, left), 0.001)))
+end
+
+function Clock:timed_out()
+  ngx.update_time()
+  return self.t_end - ngx.now() > 0.01 and "stalled" or "timeout"
+end
+
 -- The request head: request line, Host, the call's headers (a "Name:" entry only removes a
 -- header the transport would add; this one adds none), Content-Length.
 local function head(req, target, host_header, body_len)
@@ -60,14 +82,15 @@ end
 
 -- Reads the status line and the headers; status, headers (name -> value or list), raw block
 -- length; or nil, code, message.
-local function read_head(sock)
+local function read_head(sock, cx)
   local reader = sock:receiveuntil("\r\n\r\n")
   local parts, size = {}, 0
   while true do
+    cx:arm(sock)
     local data, err, partial = reader(CHUNK)
     if not data and not err then break end -- the boundary was reached
     if not data then
-      if err == "timeout" then return nil, "timeout", "timed out waiting for the answer" end
+      if err == "timeout" then return nil, cx:timed_out(), "no answer in time" end
       if size + #(partial or "") == 0 then return nil, "empty_reply", "the server closed the connection without an answer" end
       return nil, err == "closed" and "bad_response" or "connection_reset",
         "the connection ended in the answer's headers: " .. tostring(err)
@@ -106,14 +129,15 @@ local function single(v)
 end
 
 -- The body by Content-Length, chunked coding or until close, within max bytes.
-local function read_body(sock, headers, status, method, max)
+local function read_body(sock, headers, status, method, max, cx)
   if method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then return "" end
   local te = single(headers["transfer-encoding"])
   local parts, size = {}, 0
   if te and te:lower():find("chunked", 1, true) then
     while true do
+      cx:arm(sock)
       local line, err = sock:receive("*l")
-      if not line then return nil, err == "timeout" and "timeout" or "truncated_body", "the chunked body ended early" end
+      if not line then return nil, err == "timeout" and cx:timed_out() or "truncated_body", "the chunked body ended early" end
       local n = tonumber(line:match("^%s*(%x+)"), 16)
       if not n then return nil, "bad_response", "a chunk size that is not hexadecimal" end
       if n == 0 then
@@ -126,8 +150,11 @@ local function read_body(sock, headers, status, method, max)
       size = size + n
       if size > max then return nil, "response_too_large", "the answer is larger than max_response_bytes" end
       local data
+      cx:arm(sock)
       data, err = sock:receive(n)
-      if not data then return nil, err == "timeout" and "timeout" or "truncated_body", "the chunked body ended early" end
+      if not data then
+        return nil, err == "timeout" and cx:timed_out() or "truncated_body", "the chunked body ended early"
+      end
       parts[#parts + 1] = data
       line, err = sock:receive("*l")
       if line ~= "" then return nil, "truncated_body", "a chunk without its CRLF" end
@@ -138,14 +165,22 @@ local function read_body(sock, headers, status, method, max)
   if len then
     if len > max then return nil, "response_too_large", "the answer is larger than max_response_bytes" end
     if len == 0 then return "", nil, true end
-    local data, err, partial = sock:receive(len)
-    if not data then
-      return nil, err == "timeout" and "timeout" or (err == "closed" and #(partial or "") > 0) and "truncated_body"
-        or "connection_reset", "the body ended after " .. #(partial or "") .. " of " .. len .. " bytes"
+    local parts_l, got = {}, 0
+    while got < len do -- in pieces, so the stall timeout applies to each
+      cx:arm(sock)
+      local data, err, partial = sock:receive(min(CHUNK * 4, len - got))
+      if not data then
+        partial = concat(parts_l) .. (partial or "")
+        return nil, err == "timeout" and cx:timed_out() or (err == "closed" and #partial > 0) and "truncated_body"
+          or "connection_reset", "the body ended after " .. #partial .. " of " .. len .. " bytes"
+      end
+      parts_l[#parts_l + 1] = data
+      got = got + #data
     end
-    return data, nil, true
+    return concat(parts_l), nil, true
   end
   while true do -- until the server closes
+    cx:arm(sock)
     local data, err, partial = sock:receive(CHUNK)
     local got = data or partial or ""
     size = size + #got
@@ -153,16 +188,15 @@ local function read_body(sock, headers, status, method, max)
     parts[#parts + 1] = got
     if not data then
       if err == "closed" then break end
-      return nil, err == "timeout" and "timeout" or "connection_reset", "the body ended: " .. tostring(err)
+      return nil, err == "timeout" and cx:timed_out() or "connection_reset", "the body ended: " .. tostring(err)
     end
   end
   return concat(parts), nil, false
 end
 
-local function connect(req, scheme, host, port, write)
+local function connect(req, scheme, host, port, write, cx)
   local sock = tcp()
-  local timeout = req.timeout or 30
-  sock:settimeouts(ms(min(req.connect_timeout or 10, timeout)), ms(timeout), ms(min(req.stall_timeout or timeout, timeout)))
+  cx:arm(sock)
   local pool = scheme .. ":" .. host .. ":" .. port .. (write and ":w" or "")
   local ok, err = sock:connect(host, port, { pool = pool })
   if not ok then
@@ -198,8 +232,9 @@ function M.exchange(req)
   local write = not req.idempotent
   local body = req.body
   local resent
+  local cx = clock(req)
   for attempt = 1, 2 do
-    local sock, reused_or_code, message = connect(req, scheme, host, port, write)
+    local sock, reused_or_code, message = connect(req, scheme, host, port, write, cx)
     if not sock then return failure(reused_or_code, message, false) end
     local reused = reused_or_code
     local bytes, err = sock:send({ head(req, target, host_header, body and #body or (write and 0 or nil)), body or "" })
@@ -212,7 +247,7 @@ function M.exchange(req)
           true, resent)
       end
     else
-      local status, headers, version = read_head(sock)
+      local status, headers, version = read_head(sock, cx)
       if not status then
         sock:close()
         if headers == "empty_reply" and reused and not write and attempt == 1 then
@@ -223,7 +258,7 @@ function M.exchange(req)
           return failure(code, version, true, resent)
         end
       else
-        local data, code, complete = read_body(sock, headers, status, req.method, req.max_response_bytes or 67108864)
+        local data, code, complete = read_body(sock, headers, status, req.method, req.max_response_bytes or 67108864, cx)
         if not data then
           sock:close()
           return failure(code, complete or "the answer's body could not be read", true, resent)
