@@ -85,6 +85,17 @@ describe("#nginx faults through both drivers", function()
       { max_retries = 0 }, "/v1/customers/2" },
   }
 
+  local upload = os.tmpname()
+  local f = assert(io.open(upload, "wb"))
+  f:write("hello upload")
+  f:close()
+  cases[#cases + 1] = { "a multipart upload: a file streamed, a field", { fault = "delay", seconds = 0 },
+    { method = "POST", path = "/v1/conversations/1/messages/media",
+      multipart = { file = { path = upload, filename = "note.txt", content_type = "text/plain" }, message = "hi" } } }
+  cases[#cases + 1] = { "a multipart upload: data, a guessed type", { fault = "delay", seconds = 0 },
+    { method = "POST", path = "/v1/conversations/1/messages/media",
+      multipart = { file = { data = "<svg/>", filename = "a.svg" } } } }
+
   for _, case in ipairs(cases) do
     local name, fault, req, opts, warm = case[1], case[2], case[3], case[4] or {}, case[5]
     it(name, function()

@@ -52,7 +52,9 @@ function M.start(opts)
   local root = os.getenv("PWD")
   for _ = 1, 5 do
     local port = launcher.free_port()
+    local _, uid = sh("id -u")
     local conf = table.concat({
+      uid:match("^0") and "user root;" or "", -- workers that can read the spec's files
       "daemon on;", "master_process on;",
       ("worker_processes %d;"):format(opts.workers or 1),
       ("pid '%s/logs/nginx.pid';"):format(prefix),

@@ -13,7 +13,8 @@
 local ngx = ngx -- luacheck: ignore 113
 local tcp = ngx.socket.tcp
 
-local concat, setmetatable, tonumber, type = table.concat, setmetatable, tonumber, type
+local concat, ipairs, pairs, setmetatable, tonumber, tostring, type =
+  table.concat, ipairs, pairs, setmetatable, tonumber, tostring, type
 local min = math.min
 
 local M = {}
@@ -65,8 +66,9 @@ end
 
 -- The request head: request line, Host, the call's headers (a "Name:" entry only removes a
 -- header the transport would add; this one adds none), Content-Length.
-local function head(req, target, host_header, body_len)
+local function head(req, target, host_header, body_len, content_type)
   local lines = { req.method .. " " .. target .. " HTTP/1.1", "Host: " .. host_header }
+  if content_type then lines[#lines + 1] = "Content-Type: " .. content_type end
   for _, h in ipairs(req.headers) do
     if not h:find("^[^:]+:%s*$") then lines[#lines + 1] = h end
   end
@@ -74,6 +76,78 @@ local function head(req, target, host_header, body_len)
   lines[#lines + 1] = ""
   lines[#lines + 1] = ""
   return concat(lines, "\r\n")
+end
+
+-- Content types for a file part without one, by extension (what libcurl guesses too).
+local TYPES = { gif = "image/gif", jpg = "image/jpeg", jpeg = "image/jpeg", png = "image/png",
+  svg = "image/svg+xml", txt = "text/plain", htm = "text/html", html = "text/html", pdf = "application/pdf",
+  xml = "application/xml" }
+
+local function guess(filename)
+  local ext = filename and filename:match("%.([%w]+)$")
+  return ext and TYPES[ext:lower()] or "application/octet-stream"
+end
+
+local function quoted(s)
+  return '"' .. s:gsub('[\\"]', "\\%0") .. '"'
+end
+
+-- A multipart/form-data body (RFC 7578) from the parts as the call was given them: a list of
+-- strings and { path = } pieces (files are streamed, never read whole), its length, and the
+-- Content-Type header. Each part was checked by the call already (prepare).
+local function multipart(parts)
+  local boundary = "------------------------flextell" .. ngx.md5(tostring(parts) .. ngx.now()):sub(1, 16)
+  local pieces, len = {}, 0
+  local function add(piece)
+    pieces[#pieces + 1] = piece
+    if type(piece) == "string" then len = len + #piece else len = len + piece.size end
+  end
+  for name, v in pairs(parts) do
+    local disposition = 'Content-Disposition: form-data; name=' .. quoted(name)
+    if type(v) ~= "table" then
+      add("--" .. boundary .. "\r\n" .. disposition .. "\r\n\r\n" .. tostring(v) .. "\r\n")
+    else
+      local filename = v.filename or (v.path and v.path:match("([^/]*)$")) or name
+      add("--" .. boundary .. "\r\n" .. disposition .. "; filename=" .. quoted(filename) .. "\r\nContent-Type: " ..
+        (v.content_type or guess(filename)) .. "\r\n\r\n")
+      if v.path then
+        local f = io.open(v.path, "rb")
+        if not f then return nil, "cannot read file '" .. v.path .. "'" end
+        local size = f:seek("end")
+        f:close()
+        add({ path = v.path, size = size })
+      else
+        add(v.data)
+      end
+      add("\r\n")
+    end
+  end
+  add("--" .. boundary .. "--\r\n")
+  return pieces, len, "multipart/form-data; boundary=" .. boundary
+end
+
+-- Sends the body pieces; bytes, or nil, err.
+local function send_pieces(sock, pieces)
+  for _, piece in ipairs(pieces) do
+    if type(piece) == "string" then
+      local ok, err = sock:send(piece)
+      if not ok then return nil, err end
+    else
+      local f = io.open(piece.path, "rb")
+      if not f then return nil, "cannot read file '" .. piece.path .. "'" end
+      while true do
+        local chunk = f:read(65536)
+        if not chunk then break end
+        local ok, err = sock:send(chunk)
+        if not ok then
+          f:close()
+          return nil, err
+        end
+      end
+      f:close()
+    end
+  end
+  return true
 end
 
 local function failure(code, message, maybe_sent, resent)
@@ -231,13 +305,23 @@ function M.exchange(req)
   if not scheme then return failure("connect_failed", "cannot parse the URL " .. req.url, false) end
   local write = not req.idempotent
   local body = req.body
+  local pieces, body_len, content_type
+  if req.multipart then
+    pieces, body_len, content_type = multipart(req.multipart)
+    if not pieces then return failure("send_failed", body_len, false) end
+  elseif body then
+    pieces, body_len = { body }, #body
+  else
+    pieces, body_len = {}, write and 0 or nil
+  end
   local resent
   local cx = clock(req)
   for attempt = 1, 2 do
     local sock, reused_or_code, message = connect(req, scheme, host, port, write, cx)
     if not sock then return failure(reused_or_code, message, false) end
     local reused = reused_or_code
-    local bytes, err = sock:send({ head(req, target, host_header, body and #body or (write and 0 or nil)), body or "" })
+    local bytes, err = sock:send(head(req, target, host_header, body_len, content_type))
+    if bytes then bytes, err = send_pieces(sock, pieces) end
     if not bytes then
       sock:close()
       if reused and not write and attempt == 1 then
