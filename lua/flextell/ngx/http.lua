@@ -283,11 +283,14 @@ local function connect(req, scheme, host, port, write, cx)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if scheme == "https" and not reused then
-    local session
-    session, err = sock:sslhandshake(nil, host, true)
-    if not session then
+    -- SNI and the name check use the URL's host; nginx's Lua module matches DNS names only, so an
+    -- IP address must be among the certificate's DNS names too
+    local done
+    done, err = sock:sslhandshake(false, host, true)
+    if not done then
       sock:close()
-      if err:find("certificate verify failed", 1, true) or err:find("verify", 1, true) then
+      -- a verification failure is "<X509 error number>: <reason>" (or names the verify step)
+      if err:find("^%d+: ") or err:find("verify", 1, true) or err:find("does not match", 1, true) then
         return nil, "tls_verify_failed", "TLS: " .. err
       end
       if err == "timeout" then return nil, "connect_timeout", "the TLS handshake with " .. host .. " timed out" end
