@@ -93,6 +93,15 @@ describe("#nginx the nginx driver with 4 workers", function()
         ngx.say(tostring(store:save(t, v)))
       }
     }
+    location = /paced {
+      content_by_lua_block {
+        local flextell = require "flextell"
+        local c = flextell.new { base_url = ngx.var.arg_base, token = ngx.var.arg_token, pace = true,
+          token_store = flextell.shared_dict_store("tokens", "pace") }
+        local data, err = c:get("/v1/customers/" .. ngx.var.arg_id)
+        ngx.say(data and data.id or tostring(err))
+      }
+    }
     location = /store_call {
       content_by_lua_block {
         local flextell = require "flextell"
@@ -137,5 +146,28 @@ describe("#nginx the nginx driver with 4 workers", function()
     end
     local o = sb:oauth()
     assert.are.same({ 1, 0 }, { o.grants.refresh_token, o.errors.invalid_grant or 0 })
+  end)
+
+  it("paces all workers together through the shared dict: the sandbox refuses no call", function()
+    sb:reset()
+    sb:config { rate_limit = 5, rate_window = 1 }
+    local dir = app.prefix
+    local cmd = {}
+    for i = 1, 15 do
+      cmd[#cmd + 1] = ("curl -s -o %s/p%d '%s/paced?base=%s&token=%s&id=%d' &"):format(dir, i, app.url, sb.url,
+        sb.token, i)
+    end
+    cmd[#cmd + 1] = "wait"
+    os.execute(table.concat(cmd, " "))
+    for i = 1, 15 do
+      local f = assert(io.open(dir .. "/p" .. i))
+      assert.are.equal(i .. "\n", f:read("a"), app:log():sub(-1500))
+      f:close()
+    end
+    local statuses = {}
+    for _, r in ipairs(sb:requests { match = "^/api/v1/customers" }.requests) do
+      statuses[r.status] = (statuses[r.status] or 0) + 1
+    end
+    assert.are.same({ [200] = 15 }, statuses)
   end)
 end)

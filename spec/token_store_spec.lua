@@ -340,6 +340,37 @@ describe("token stores", function()
       end
     end)
 
+    it("paces clients that share a store's rate-limit window: none gets a 429", function()
+      sb:config { rate_limit = 3, rate_window = 1 }
+      local store = flextell.memory_store()
+      local a = flextell.new { base_url = sb.url, token = sb.token, pace = true, token_store = store }
+      local b = flextell.new { base_url = sb.url, token = sb.token, pace = true, token_store = store }
+      local tasks = {}
+      for i = 1, 9 do
+        local c = i % 2 == 0 and a or b
+        tasks[i] = flextell.spawn(function() return c:get("/v1/customers/" .. i) end)
+      end
+      flextell.wait((table.unpack or unpack)(tasks))
+      for i = 1, 9 do assert.are.equal(i, (tasks[i]:result()).id) end
+      for _, r in ipairs(sb:requests { match = "^/api/v1/customers" }.requests) do assert.are.equal(200, r.status) end
+      -- each client alone would have sent 3 at once into a window of 3 that the other one shares
+      local c = flextell.new { base_url = sb.url, token = sb.token, pace = true, token_store = flextell.memory_store() }
+      local d = flextell.new { base_url = sb.url, token = sb.token, pace = true, token_store = flextell.memory_store() }
+      sb:reset()
+      sb:config { rate_limit = 3, rate_window = 1 }
+      local t2 = {}
+      for i = 1, 6 do
+        local x = i % 2 == 0 and c or d
+        t2[i] = flextell.spawn(function() return x:get("/v1/customers/" .. i, nil, { max_retries = 0 }) end)
+      end
+      flextell.wait((table.unpack or unpack)(t2))
+      local refused = 0
+      for _, r in ipairs(sb:requests { match = "^/api/v1/customers" }.requests) do
+        if r.status == 429 then refused = refused + 1 end
+      end
+      assert.is_true(refused > 0, "without a shared window, some call is refused")
+    end)
+
     it("raise at creation when the store cannot be read, or holds what no token can be", function()
       local broken = flextell.memory_store()
       broken.load = function() return nil, flextell.Error and setmetatable({ message = "no such table" },

@@ -91,10 +91,8 @@ static void release_attempt(fx_call *r)
     r->in_flight_slot = 0;
     if (S->inflight > 0) S->inflight--;
   }
-  if (r->paced_slot) {
-    r->paced_slot = 0;
-    fx_window_answer(&S->window, 1);
-  }
+  if (r->paced_slot == 1) fx_window_answer(&S->window, 1);
+  r->paced_slot = 0; /* the store's (2) is given back by a hook: fx_call_answered, fx_call_failed */
 }
 
 /* Gives back all the call holds of the shared state: the attempt's slots, and the refresh it is
@@ -313,8 +311,10 @@ void fx_call_answered(lua_State *L, int idx)
   fx_call *r = fx_call_at(L, idx);
   fx_shared *S = r->shared;
   if (r->state != FX_S_FLIGHT) return; /* cancelled or closed meanwhile */
-  release_attempt(r);
   fx_note_response(r);
+  if (r->paced_slot == 2) /* the store's window hears of the answer first */
+    fx_call_queue_store_hook(r, r->rl_known ? FX_ST_RATE_NOTE : FX_ST_RATE_RELEASE);
+  release_attempt(r);
   if (r->rl_known) fx_window_note(&S->window, r->rl_limit, r->rl_remaining, r->rl_reset);
   r->out.status = r->status;
   r->out.failure = FX_F_NONE;
@@ -332,6 +332,7 @@ void fx_call_failed(lua_State *L, int idx, fx_failure fl, int maybe_sent, const 
 {
   fx_call *r = fx_call_at(L, idx);
   if (r->state != FX_S_FLIGHT) return;
+  if (r->paced_slot == 2) fx_call_queue_store_hook(r, FX_ST_RATE_RELEASE);
   release_attempt(r);
   r->status = 0;
   r->out.status = 0;
@@ -463,6 +464,11 @@ static int ready(fx_call *r, double *wait)
   fx_shared *S = r->shared;
   double now = fx_now();
   if (r->max_concurrency > 0 && S->inflight >= r->max_concurrency) return FX_S_HOLD;
+  if (r->pol.pace && !r->paced_slot && S->store_rate && r->kind == FX_K_API) { /* the store's window */
+    fx_call_queue_store_hook(r, FX_ST_RATE_RESERVE);
+    r->after_hook = FX_S_READY;
+    return FX_S_HOOK;
+  }
   if (r->pol.pace && !r->paced_slot) {
     double at = 0, ra = 0;
     switch (fx_decide_pace(&r->pol, &S->window, now, fx_wallclock(), r->started, &at, &ra)) {

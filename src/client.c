@@ -637,6 +637,11 @@ static int client_new(lua_State *L)
   lua_setfield(L, -2, "on_retry");
   lua_getfield(L, 1, "token_store");
   S->has_store = !lua_isnil(L, -1);
+  if (S->has_store) { /* a store that holds the rate-limit window too: pacing across its holders */
+    lua_getfield(L, -1, "rate_reserve");
+    S->store_rate = lua_type(L, -1) == LUA_TFUNCTION;
+    lua_pop(L, 1);
+  }
   lua_setfield(L, -2, "token_store");
   lua_pop(L, 1);
   return 1;

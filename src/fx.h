@@ -68,6 +68,7 @@ typedef struct fx_shared {
   int token_url_loopback;  /* never sent through a proxy from the environment */
   double refresh_margin;
   int has_store;           /* a token_store (in the client's user value) */
+  int store_rate;          /* ... that holds the rate-limit window too (rate_reserve, rate_note, rate_release) */
   /* the rate-limit window, and the calls in flight against it */
   fx_window window;
   int inflight;            /* transfers in flight, for max_concurrency */
@@ -118,7 +119,8 @@ typedef struct fx_loop fx_loop;
 
 /* A pending hook: on_retry (a retry or a re-send) or on_token. */
 /* the steps of a token store (store.c), run as hooks */
-enum { FX_ST_LOAD = 1, FX_ST_LOCK, FX_ST_SAVE, FX_ST_UNLOCK };
+enum { FX_ST_LOAD = 1, FX_ST_LOCK, FX_ST_SAVE, FX_ST_UNLOCK,
+       FX_ST_RATE_RESERVE, FX_ST_RATE_NOTE, FX_ST_RATE_RELEASE }; /* the rate_* steps: pacing shared */
 /* where a token call is in them */
 enum { FX_SY_NONE, FX_SY_PEEK, FX_SY_LOCK, FX_SY_LOCKING, FX_SY_RELOAD, FX_SY_GO };
 
@@ -163,7 +165,7 @@ typedef struct fx_call {
   int need_refresh;   /* a 401 asked for a refresh */
   int refreshed;      /* refreshed ahead of expiry already (once per call) */
   int in_flight_slot; /* counted in shared->inflight */
-  int paced_slot;     /* holds a slot of the rate-limit window */
+  int paced_slot;     /* holds a slot of the rate-limit window: 1 this state's, 2 the store's */
   int holds_refresh;  /* this (token) call is the shared state's one refresh */
   int has_auth;       /* the header list carries Authorization */
   int hold_ready;     /* held in READY (a slot), not for a refresh */

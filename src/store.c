@@ -25,11 +25,12 @@
 #define FX_STORE_RETRY_MIN 0.02 /* seconds between tries of a busy lock, doubling... */
 #define FX_STORE_RETRY_MAX 0.2  /* ...up to this */
 
-static const char *const op_names[] = {"", "load", "lock", "save", "unlock"};
+static const char *const op_names[] = {"", "load", "lock", "save", "unlock", "rate_reserve", "rate_note",
+                                       "rate_release"};
 
 const char *fx_store_op_name(int op)
 {
-  return op > 0 && op <= FX_ST_UNLOCK ? op_names[op] : "?";
+  return op > 0 && op <= FX_ST_RATE_RELEASE ? op_names[op] : "?";
 }
 
 /* Pushes the client's user value (its hooks table: on_token, on_retry, token_store...). */
@@ -129,7 +130,12 @@ int fx_store_push_hook(lua_State *L, int idx, fx_call *r, int op)
     fx_oauth_push_tokens(L, r->shared);
     family_get(L, idx, "token_store_version");
     return 3;
-  default: /* FX_ST_LOAD */
+  case FX_ST_RATE_NOTE: /* limit, remaining, reset (epoch seconds) of the answer */
+    lua_pushinteger(L, (lua_Integer)r->rl_limit);
+    lua_pushinteger(L, (lua_Integer)r->rl_remaining);
+    lua_pushinteger(L, (lua_Integer)r->rl_reset);
+    return 4;
+  default: /* FX_ST_LOAD, FX_ST_RATE_RESERVE, FX_ST_RATE_RELEASE */
     return 1;
   }
 }
@@ -368,6 +374,29 @@ void fx_store_hooked(lua_State *L, int idx, fx_call *r, int op, int ok, int firs
       fx_call_uv_set(L, idx, "err");
       r->token_failed = 1;
     }
+    break;
+  case FX_ST_RATE_RESERVE:
+    if (ok && lua_toboolean(L, first)) { /* a slot of the shared window: send */
+      r->paced_slot = 2;
+    } else if (ok && lua_type(L, first) == LUA_TBOOLEAN && lua_type(L, first + 1) == LUA_TNUMBER) {
+      double now = fx_now(), wait = lua_tonumber(L, first + 1);
+      if (wait < 0.005) wait = 0.005;
+      if (r->pol.deadline > 0 ? now + wait >= r->pol.deadline : wait > r->pol.timeout) {
+        fx_fail f;
+        fx_fail_set(&f, "limit", "rate_limit_exceeded",
+                    "the rate limit is used up until the window resets in %.0f s (not sent)", wait);
+        f.retry_after = wait;
+        fx_call_end(r, &f);
+        break;
+      }
+      r->wake_at = now + wait;
+      r->after_hook = FX_S_WAIT;
+    } else {
+      store_failed(L, idx, r, op, ok, first);
+    }
+    break;
+  case FX_ST_RATE_NOTE:
+  case FX_ST_RATE_RELEASE: /* a failure leaves the shared count of calls in flight one too high */
     break;
   default: /* FX_ST_UNLOCK: a failure to unlock leaves the lock to its expiry */
     lua_pushnil(L);

@@ -133,7 +133,7 @@ local function drive(task, call)
   local calls = task.calls
   calls[#calls + 1] = call
   while true do
-    local what, a, b, c, d, e = advance(call)
+    local what, a, b, c, d, e, f = advance(call)
     if what == "done" then
       calls[#calls] = nil
       return
@@ -148,13 +148,15 @@ local function drive(task, call)
     elseif what == "hold" then
       hold(task)
     elseif what == "hook" then
-      -- a hook may yield: it runs in the task. a = how many arguments (1 to 3)
+      -- a hook may yield: it runs in the task. a = how many arguments (1 to 4)
       if a == 1 then
         call:hooked(pcall(b, c))
       elseif a == 2 then
         call:hooked(pcall(b, c, d))
-      else
+      elseif a == 3 then
         call:hooked(pcall(b, c, d, e))
+      else
+        call:hooked(pcall(b, c, d, e, f))
       end
     elseif what == "refresh" then
       drive(task, a) -- the token refresh, as a child call on the same machinery

@@ -38,6 +38,38 @@ function Store:lock(opts)
   return lock
 end
 
+--- The rate-limit window, shared by the clients of this store (with pace = true):
+-- store:rate_reserve() -> true (send) | false, seconds (wait that long, then ask again);
+-- store:rate_note(limit, remaining, reset) after an answer of a call that reserved (reset: epoch
+-- seconds); store:rate_release() after a call that reserved got no answer.
+function Store:rate_reserve()
+  local w = self.window
+  if w.limit == nil then -- before the first answer nobody knows the window: one call finds out
+    if w.inflight > 0 then return false, 0.05 end
+    w.inflight = 1
+    return true
+  end
+  local wall = core.time()
+  local room = (wall >= w.reset and w.limit or w.remaining) - w.inflight
+  if room > 0 then
+    w.inflight = w.inflight + 1
+    return true
+  end
+  return false, wall >= w.reset and 0.05 or w.reset - wall
+end
+
+function Store:rate_note(limit, remaining, reset)
+  local w = self.window
+  if w.inflight > 0 then w.inflight = w.inflight - 1 end
+  if w.reset ~= nil and (reset < w.reset or (reset == w.reset and remaining > w.remaining)) then return end
+  w.limit, w.remaining, w.reset = limit, remaining, reset
+end
+
+function Store:rate_release()
+  local w = self.window
+  if w.inflight > 0 then w.inflight = w.inflight - 1 end
+end
+
 --- Releases the lock; false when it had already expired (or been released).
 function Lock:unlock()
   local s = self.store
@@ -47,5 +79,5 @@ function Lock:unlock()
 end
 
 return function()
-  return setmetatable({ tokens = nil, version = 0 }, Store)
+  return setmetatable({ tokens = nil, version = 0, window = { inflight = 0 } }, Store)
 end

@@ -80,6 +80,39 @@ function Store:lock(opts)
   return nil, dict_error(err)
 end
 
+--- The rate-limit window shared by the workers (pace = true), as the memory store's: the
+-- answer's numbers in the dict, and the calls in flight counted with incr, so a slot is taken
+-- atomically across the workers.
+function Store:rate_reserve()
+  local d, k = self.dict, self.key
+  local limit, remaining, reset = d:get(k .. ":rl_limit"), d:get(k .. ":rl_remaining"), d:get(k .. ":rl_reset")
+  local n = d:incr(k .. ":rl_inflight", 1, 0)
+  if limit == nil then -- before the first answer: one call finds out
+    if n == 1 then return true end
+    d:incr(k .. ":rl_inflight", -1, 0)
+    return false, 0.05
+  end
+  local wall = ngx.now()
+  if n <= ((wall >= reset) and limit or remaining) then return true end
+  d:incr(k .. ":rl_inflight", -1, 0)
+  return false, wall >= reset and 0.05 or reset - wall
+end
+
+function Store:rate_note(limit, remaining, reset)
+  local d, k = self.dict, self.key
+  if (d:incr(k .. ":rl_inflight", -1, 0) or 0) < 0 then d:set(k .. ":rl_inflight", 0) end
+  local old_reset, old_remaining = d:get(k .. ":rl_reset"), d:get(k .. ":rl_remaining")
+  if old_reset ~= nil and (reset < old_reset or (reset == old_reset and remaining > old_remaining)) then return end
+  d:set(k .. ":rl_limit", limit)
+  d:set(k .. ":rl_remaining", remaining)
+  d:set(k .. ":rl_reset", reset)
+end
+
+function Store:rate_release()
+  local d, k = self.dict, self.key
+  if (d:incr(k .. ":rl_inflight", -1, 0) or 0) < 0 then d:set(k .. ":rl_inflight", 0) end
+end
+
 --- lock:unlock() -> true | false (it had expired)
 function Lock:unlock()
   local s = self.store
