@@ -171,3 +171,74 @@ describe("#nginx the nginx driver with 4 workers", function()
     assert.are.same({ [200] = 15 }, statuses)
   end)
 end)
+
+describe("#nginx two nginx servers sharing one grant through Redis", function()
+  local sb, apps, server = nil, {}, nil
+  local KEY = "flextell:spec:nginx"
+  setup(function()
+    sb = sandbox.start { tls = false }
+    server = require("spec.helpers.redis").start()
+    for i = 1, 2 do
+      apps[i] = nginx_app.start {
+        workers = 2,
+        server = ([[
+    location = /redis_call {
+      content_by_lua_block {
+        local flextell = require "flextell"
+        local redis = require "nginx.redis"
+        -- a cosocket belongs to the request or timer that made it, and a token refresh runs in a
+        -- timer: each command takes a connection from the keepalive pool where it runs
+        local function command(...)
+          local red = redis:new()
+          red:set_timeout(2000)
+          local ok, err = red:connect("127.0.0.1", %d)
+          if not ok then return nil, err end
+          local reply, rerr = red:eval(select(2, ...))
+          red:set_keepalive(10000, 10)
+          return reply, rerr
+        end
+        local c = flextell.new { base_url = ngx.var.arg_base, client_id = "sandbox-client",
+          client_secret = "sandbox-secret", token_store = flextell.redis_store { command = command, key = "%s" } }
+        local data, err = c:get("/v1/customers/1")
+        ngx.say(data and data.id or tostring(err))
+      }
+    }]]):format(server.port, KEY),
+      }
+    end
+  end)
+  teardown(function()
+    for _, a in ipairs(apps) do a:stop() end
+    if server then server:stop() end
+    sb:stop()
+  end)
+
+  it("refreshes once when the workers of both find the token expired", function()
+    local flextell = require "flextell"
+    local store = flextell.redis_store { redis = server:connect(), key = KEY }
+    local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+      redirect_uri = sb.redirect_uri, token_store = store }
+    local url, state = c:authorize_url {}
+    assert(c:exchange_code(assert(sb:approve(url)), { state = state }))
+    local tokens, version = store:load()
+    tokens.expires_at = os.time() - 10
+    assert(store:save(tokens, version))
+    assert(sb:arm { path = "/oauth/token", fault = "delay", seconds = 1 })
+    local dir = apps[1].prefix
+    local cmd = {}
+    for i = 1, 16 do
+      cmd[#cmd + 1] = ("curl -s -o %s/r%d '%s/redis_call?base=%s' &"):format(dir, i, apps[i % 2 + 1].url, sb.url)
+    end
+    cmd[#cmd + 1] = "wait"
+    os.execute(table.concat(cmd, " "))
+    for i = 1, 16 do
+      local f = assert(io.open(dir .. "/r" .. i))
+      assert.are.equal("1\n", f:read("a"), apps[i % 2 + 1]:log():sub(-1500))
+      f:close()
+    end
+    local o = sb:oauth()
+    assert.are.same({ 1, 0 }, { o.grants.refresh_token, o.errors.invalid_grant or 0 })
+    local saved, now_version = store:load()
+    assert.are.equal(version + 2, now_version)
+    assert.are_not.equal(tokens.refresh_token, saved.refresh_token)
+  end)
+end)

@@ -43,7 +43,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0]]
 
 local function redis_error(message)
-  return common.error("network", "redis_error", "token store (redis): " .. tostring(message))
+  message = tostring(message)
+  if message:find("bad request", 1, true) and ngx then -- luacheck: ignore 113
+    message = message .. " (under nginx a connection belongs to the request or timer that made it, and " ..
+      "token refreshes run in a timer: give redis_store a command function that connects where it runs)"
+  end
+  return common.error("network", "redis_error", "token store (redis): " .. message)
 end
 
 local function is_null(v)
