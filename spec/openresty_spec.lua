@@ -136,13 +136,11 @@ describe("#nginx the nginx driver with 4 workers", function()
     end
     cmd[#cmd + 1] = "wait"
     os.execute(table.concat(cmd, " "))
-    local pids = {}
     for i = 1, 16 do
       local f = assert(io.open(dir .. "/s" .. i))
       local r = json.decode(f:read("a"))
       f:close()
       assert.are.equal(1, r.id, app:log())
-      pids[r.pid] = true
     end
     local o = sb:oauth()
     assert.are.same({ 1, 0 }, { o.grants.refresh_token, o.errors.invalid_grant or 0 })

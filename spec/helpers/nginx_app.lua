@@ -4,6 +4,8 @@
 --   app.url, app:get(path) -> status, body, seconds; app:stop()
 -- `http` is put in the http block (lua_shared_dict, resolver, init_worker_by_lua...), `server`
 -- in the server block (locations). The library comes from this tree: lua/ and build/luajit/.
+-- Or `conf = function(port, root) return text end` gives the whole configuration, and `port`
+-- the port to listen on.
 local launcher = require "flextell.sandbox"
 
 local M = {}
@@ -21,13 +23,14 @@ App.__index = App
 function App:stop()
   if self.stopped then return end
   self.stopped = true
-  sh(("%s -p '%s' -c '%s/nginx.conf' -s stop; sleep 0.2"):format(self.nginx, self.prefix, self.prefix))
+  sh(("%s -p '%s' -c '%s/nginx.conf' -e '%s/logs/error.log' -s stop; sleep 0.2"):format(self.nginx, self.prefix,
+    self.prefix, self.prefix))
   sh(("pkill -9 -f 'nginx.*%s' ; rm -rf '%s'"):format(self.prefix, self.prefix))
 end
 
 --- app:get(path) -> status, body, seconds (curl's own figures)
 function App:get(path)
-  local _, out = sh(("curl -s -o %s/body -w '%%{http_code} %%{time_total}' 'http://127.0.0.1:%d%s'")
+  local _, out = sh(("curl -s -m 20 -o %s/body -w '%%{http_code} %%{time_total}' 'http://127.0.0.1:%d%s'")
     :format(self.prefix, self.port, path))
   local status, took = out:match("(%d+) ([%d.]+)")
   local f = io.open(self.prefix .. "/body")
@@ -51,9 +54,9 @@ function M.start(opts)
   sh("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'")
   local root = os.getenv("PWD")
   for _ = 1, 5 do
-    local port = launcher.free_port()
+    local port = opts.port or launcher.free_port()
     local _, uid = sh("id -u")
-    local conf = table.concat({
+    local conf = opts.conf and ((uid:match("^0") and "user root;\n" or "") .. opts.conf(port, root)) or table.concat({
       uid:match("^0") and "user root;" or "", -- workers that can read the spec's files
       "daemon on;", "master_process on;",
       ("worker_processes %d;"):format(opts.workers or 1),
@@ -77,12 +80,14 @@ function M.start(opts)
     local f = assert(io.open(prefix .. "/nginx.conf", "w"))
     f:write(conf)
     f:close()
-    local ok, out = sh(("%s -p '%s' -c '%s/nginx.conf'"):format(nginx, prefix, prefix))
+    -- -e: the log from the start on goes to the file, so no daemon keeps this pipe open
+    local ok, out = sh(("%s -p '%s' -c '%s/nginx.conf' -e '%s/logs/error.log'"):format(nginx, prefix, prefix, prefix))
+    if not ok then out = out .. App.log({ prefix = prefix }) end
     if ok then
       local app = setmetatable({ nginx = nginx, prefix = prefix, port = port,
         url = "http://127.0.0.1:" .. port }, App)
       for _ = 1, 50 do
-        if app:get("/ping") == 200 then return app end
+        if (app:get("/ping") or 0) > 0 then return app end -- any answer: it listens
         sh("sleep 0.05")
       end
       app:stop()

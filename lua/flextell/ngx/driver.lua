@@ -9,7 +9,7 @@
 
 local http -- flextell.ngx.http, loaded by init (it needs nginx's ngx table)
 
-local ngx = ngx -- luacheck: ignore 113
+local ngx = ngx
 local pcall, setmetatable, type = pcall, setmetatable, type
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 

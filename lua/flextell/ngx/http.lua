@@ -10,7 +10,7 @@
 -- on a new connection when it is idempotent (as libcurl does), and never when it is a write.
 -- Bodies are not asked for compressed (no Accept-Encoding), so nothing needs decoding.
 
-local ngx = ngx -- luacheck: ignore 113
+local ngx = ngx
 local tcp = ngx.socket.tcp
 
 local concat, ipairs, pairs, setmetatable, tonumber, tostring, type =
@@ -165,7 +165,9 @@ local function read_head(sock, cx)
     if not data and not err then break end -- the boundary was reached
     if not data then
       if err == "timeout" then return nil, cx:timed_out(), "no answer in time" end
-      if size + #(partial or "") == 0 then return nil, "empty_reply", "the server closed the connection without an answer" end
+      if size + #(partial or "") == 0 then
+        return nil, "empty_reply", "the server closed the connection without an answer"
+      end
       return nil, err == "closed" and "bad_response" or "connection_reset",
         "the connection ended in the answer's headers: " .. tostring(err)
     end
@@ -211,12 +213,14 @@ local function read_body(sock, headers, status, method, max, cx)
     while true do
       cx:arm(sock)
       local line, err = sock:receive("*l")
-      if not line then return nil, err == "timeout" and cx:timed_out() or "truncated_body", "the chunked body ended early" end
+      if not line then
+        return nil, err == "timeout" and cx:timed_out() or "truncated_body", "the chunked body ended early"
+      end
       local n = tonumber(line:match("^%s*(%x+)"), 16)
       if not n then return nil, "bad_response", "a chunk size that is not hexadecimal" end
       if n == 0 then
         repeat -- trailers, up to the empty line
-          line, err = sock:receive("*l")
+          line = sock:receive("*l")
           if not line then return nil, "truncated_body", "the chunked body ended early" end
         until line == ""
         break
@@ -230,7 +234,7 @@ local function read_body(sock, headers, status, method, max, cx)
         return nil, err == "timeout" and cx:timed_out() or "truncated_body", "the chunked body ended early"
       end
       parts[#parts + 1] = data
-      line, err = sock:receive("*l")
+      line = sock:receive("*l")
       if line ~= "" then return nil, "truncated_body", "a chunk without its CRLF" end
     end
     return concat(parts), nil, true
@@ -268,7 +272,7 @@ local function read_body(sock, headers, status, method, max, cx)
   return concat(parts), nil, false
 end
 
-local function connect(req, scheme, host, port, write, cx)
+local function connect(scheme, host, port, write, cx)
   local sock = tcp()
   cx:arm(sock)
   local pool = scheme .. ":" .. host .. ":" .. port .. (write and ":w" or "")
@@ -320,7 +324,7 @@ function M.exchange(req)
   local resent
   local cx = clock(req)
   for attempt = 1, 2 do
-    local sock, reused_or_code, message = connect(req, scheme, host, port, write, cx)
+    local sock, reused_or_code, message = connect(scheme, host, port, write, cx)
     if not sock then return failure(reused_or_code, message, false) end
     local reused = reused_or_code
     local bytes, err = sock:send(head(req, target, host_header, body_len, content_type))
@@ -345,7 +349,8 @@ function M.exchange(req)
           return failure(code, version, true, resent)
         end
       else
-        local data, code, complete = read_body(sock, headers, status, req.method, req.max_response_bytes or 67108864, cx)
+        local data, code, complete = read_body(sock, headers, status, req.method,
+          req.max_response_bytes or 67108864, cx)
         if not data then
           sock:close()
           return failure(code, complete or "the answer's body could not be read", true, resent)

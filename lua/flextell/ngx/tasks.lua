@@ -2,8 +2,9 @@
 -- ngx.thread.spawn, flextell.sleep is ngx.sleep, flextell.wait waits for the threads; run and
 -- step return at once, since nginx's event loop is the scheduler.
 
-local ngx = ngx -- luacheck: ignore 113
-local error, getmetatable, select, setmetatable, tostring, type = error, getmetatable, select, setmetatable, tostring, type
+local ngx = ngx
+local error, getmetatable, select, setmetatable, tostring, type =
+  error, getmetatable, select, setmetatable, tostring, type
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}

@@ -10,7 +10,7 @@
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
-local ngx = ngx -- luacheck: ignore 113
+local ngx = ngx
 local error, getmetatable, setmetatable, tostring, type = error, getmetatable, setmetatable, tostring, type
 
 local Store = {}
@@ -124,7 +124,9 @@ function Lock:unlock()
 end
 
 return function(name, key)
-  if type(name) ~= "string" then error("bad argument #1 to 'shared_dict_store' (a lua_shared_dict name expected)", 2) end
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'shared_dict_store' (a lua_shared_dict name expected)", 2)
+  end
   local dict = type(ngx) == "table" and ngx.shared and ngx.shared[name]
   if not dict then
     error("shared_dict_store: no lua_shared_dict '" .. name .. "' (add `lua_shared_dict " .. name ..
