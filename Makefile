@@ -40,7 +40,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INST_BINDIR ?= $(PREFIX)/bin
 
 .PHONY: all core deps deps-demo check-curl test test-lua test-luajit lint check-asan check-oom check-valgrind check-tsan check-install demo \
-        sandbox bench host install uninstall clean luajit soak fuzz fuzz-build
+        sandbox bench host install uninstall clean luajit openresty soak fuzz fuzz-build
 
 all: $(CORE)
 core: $(CORE)
@@ -63,6 +63,9 @@ $(BUILD)/obj $(BUILD)/flextell:
 
 luajit:
 	$(MAKE) LUA=luajit
+
+# The core for nginx's Lua module (lua-nginx-module, OpenResty): the LuaJIT build, in build/luajit.
+openresty: luajit
 
 deps:
 	sh tools/install-deps test
