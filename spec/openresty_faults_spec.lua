@@ -19,7 +19,13 @@ describe("#nginx faults through both drivers", function()
         local t = flextell.json.decode(ngx.req.get_body_data())
         local c = flextell.new(t.opts)
         if t.warm then c:get(t.warm) end
-        local data, meta, res = c:request(t.req)
+        local data, meta, res
+        if t.all then
+          data, meta = c:all(t.req.path, t.req.query)
+          res = { attempts = 0, status = 200 }
+        else
+          data, meta, res = c:request(t.req)
+        end
         if data == nil then
           local err = meta
           ngx.say(flextell.json.encode { err = { kind = err.kind, code = err.code, status = err.status,
@@ -39,7 +45,13 @@ describe("#nginx faults through both drivers", function()
   local function here(t)
     local c = flextell.new(t.opts)
     if t.warm then c:get(t.warm) end
-    local data, meta, res = c:request(t.req)
+    local data, meta, res
+    if t.all then
+      data, meta = c:all(t.req.path, t.req.query)
+      res = { attempts = 0, status = 200 }
+    else
+      data, meta, res = c:request(t.req)
+    end
     if data == nil then
       local err = meta
       return { err = { kind = err.kind, code = err.code, status = err.status, maybe_sent = err.maybe_sent,
@@ -96,10 +108,17 @@ describe("#nginx faults through both drivers", function()
     { method = "POST", path = "/v1/conversations/1/messages/media",
       multipart = { file = { data = "<svg/>", filename = "a.svg" } } } }
 
+  cases[#cases + 1] = { "a paged walk, cursor style, with a 503 on the way", { fault = "status", status = 503,
+    retry_after = "0" }, { path = "/v1/customers", query = { per_page = 5 } }, {}, nil, true }
+  cases[#cases + 1] = { "a paged walk, page style", { fault = "delay", seconds = 0 },
+    { path = "/resources", query = { limit = 7 } }, {}, nil, true }
+  cases[#cases + 1] = { "a call for a tenant the token does not have", { fault = "delay", seconds = 0 },
+    { path = "/v1/customers/1", tenant = 424242 } }
+
   for _, case in ipairs(cases) do
-    local name, fault, req, opts, warm = case[1], case[2], case[3], case[4] or {}, case[5]
+    local name, fault, req, opts, warm, all = case[1], case[2], case[3], case[4] or {}, case[5], case[6]
     it(name, function()
-      local t = { opts = { base_url = sb.url, token = sb.token }, req = req, warm = warm }
+      local t = { opts = { base_url = sb.url, token = sb.token }, req = req, warm = warm, all = all }
       for k, v in pairs(opts) do t.opts[k] = v end
       req.path = req.path or "/v1/customers/1"
       fault.path = fault.path or ("/api" .. req.path)
