@@ -42,6 +42,16 @@ describe("#nginx faults through both drivers", function()
     sb:stop()
   end)
 
+  -- what both drivers must agree on: the data without the clock's and the counter's fields
+  local function stable(v)
+    if type(v) ~= "table" then return v end
+    local out = {}
+    for k, x in pairs(v) do
+      if k ~= "created_at" and k ~= "updated_at" and k ~= "id" then out[k] = stable(x) end
+    end
+    return out
+  end
+
   local function here(t)
     local c = flextell.new(t.opts)
     if t.warm then c:get(t.warm) end
@@ -129,7 +139,7 @@ describe("#nginx faults through both drivers", function()
       sb:reset()
       assert(sb:arm(fault))
       local ngx = there(t)
-      assert.are.same(curl, ngx)
+      assert.are.same(stable(curl), stable(ngx))
       assert.are.equal(curl_posts, sb:requests { method = "POST" }.count)
     end)
   end

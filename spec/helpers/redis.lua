@@ -55,20 +55,19 @@ function M.start()
     if not busy[port] then
       local ok, out = sh(("redis-server --port %d --bind 127.0.0.1 --dir '%s' --save '' --appendonly no " ..
         "--daemonize yes --pidfile '%s/redis.pid' --logfile '%s/redis.log'"):format(port, dir, dir, dir))
-      if ok then
-        local server = setmetatable({ port = port, dir = dir }, Server)
-        for _ = 1, 100 do
-          local conn_ok, conn = pcall(Server.connect, server)
-          if conn_ok and conn:ping() then
-            conn:quit()
-            return server
-          end
-          sh("sleep 0.05")
+      if not ok then error("redis-server did not start: " .. out) end
+      local server = setmetatable({ port = port, dir = dir }, Server)
+      for _ = 1, 100 do
+        local conn_ok, conn = pcall(Server.connect, server)
+        if conn_ok and conn:ping() then
+          conn:quit()
+          return server
         end
-        server:stop()
-        error("redis-server did not answer on port " .. port)
+        sh("sleep 0.05")
       end
-      error("redis-server did not start: " .. out)
+      -- the port was taken after all (the daemon exits when it cannot listen): another one
+      sh("kill $(cat '" .. dir .. "/redis.pid' 2>/dev/null) 2>/dev/null")
+      busy[port] = true
     end
   end
   error("no free port for redis-server")
