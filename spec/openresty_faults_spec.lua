@@ -122,6 +122,9 @@ describe("#nginx faults through both drivers", function()
     retry_after = "0" }, { path = "/v1/customers", query = { per_page = 5 } }, {}, nil, true }
   cases[#cases + 1] = { "a paged walk, page style", { fault = "delay", seconds = 0 },
     { path = "/resources", query = { limit = 7 } }, {}, nil, true }
+  cases[#cases + 1] = { "a body read until the server closes (no Content-Length, not chunked)",
+    { fault = "garbage", raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" ..
+      '{"data":{"id":9,"name":"until close"}}' }, {}, { max_retries = 0 } }
   cases[#cases + 1] = { "a call for a tenant the token does not have", { fault = "delay", seconds = 0 },
     { path = "/v1/customers/1", tenant = 424242 } }
 
