@@ -4,6 +4,7 @@
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
 local nginx_app = require "spec.helpers.nginx_app"
+local one_call = require "spec.helpers.one_call"
 local json = flextell.json
 
 describe("#nginx faults through both drivers", function()
@@ -15,24 +16,8 @@ describe("#nginx faults through both drivers", function()
     location = /do {
       content_by_lua_block {
         ngx.req.read_body()
-        local flextell = require "flextell"
-        local t = flextell.json.decode(ngx.req.get_body_data())
-        local c = flextell.new(t.opts)
-        if t.warm then c:get(t.warm) end
-        local data, meta, res
-        if t.all then
-          data, meta = c:all(t.req.path, t.req.query)
-          res = { attempts = 0, status = 200 }
-        else
-          data, meta, res = c:request(t.req)
-        end
-        if data == nil then
-          local err = meta
-          ngx.say(flextell.json.encode { err = { kind = err.kind, code = err.code, status = err.status,
-            maybe_sent = err.maybe_sent, attempts = err.attempts } })
-        else
-          ngx.say(flextell.json.encode { data = data, attempts = res.attempts, status = res.status })
-        end
+        local t = require("flextell").json.decode(ngx.req.get_body_data())
+        ngx.say(require("spec.helpers.one_call")(t))
       }
     }]],
     }
@@ -53,21 +38,7 @@ describe("#nginx faults through both drivers", function()
   end
 
   local function here(t)
-    local c = flextell.new(t.opts)
-    if t.warm then c:get(t.warm) end
-    local data, meta, res
-    if t.all then
-      data, meta = c:all(t.req.path, t.req.query)
-      res = { attempts = 0, status = 200 }
-    else
-      data, meta, res = c:request(t.req)
-    end
-    if data == nil then
-      local err = meta
-      return { err = { kind = err.kind, code = err.code, status = err.status, maybe_sent = err.maybe_sent,
-        attempts = err.attempts } }
-    end
-    return json.decode(json.encode { data = data, attempts = res.attempts, status = res.status })
+    return json.decode(one_call(t))
   end
 
   local function there(t)

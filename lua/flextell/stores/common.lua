@@ -11,7 +11,7 @@
 
 local core = require "flextell.core"
 
-local pairs, setmetatable, type = pairs, setmetatable, type
+local getmetatable, pairs, setmetatable, type = getmetatable, pairs, setmetatable, type
 local math_type = math.type
 
 local M = {}
@@ -37,6 +37,16 @@ function M.is_version(v)
   if type(v) ~= "number" or v ~= v or v < 0 or v >= 2 ^ 53 then return false end
   if math_type and math_type(v) == "integer" then return true end
   return v % 1 == 0
+end
+
+--- Decodes the JSON text of stored tokens: the table, or nil, why, and whether it was the shape
+-- (not a JSON object) rather than a field of the wrong type.
+function M.decode(text)
+  local t, why = core.json_decode(text)
+  if type(t) ~= "table" or getmetatable(t) == core.array_mt then return nil, why or "not a JSON object", true end
+  local bad = M.check(t)
+  if bad then return nil, bad, false end
+  return t
 end
 
 --- Checks the token fields of a table read from storage; nil, or what is wrong.

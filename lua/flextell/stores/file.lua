@@ -15,8 +15,7 @@
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
-local getmetatable, io_open, pairs, setmetatable, tonumber, type =
-  getmetatable, io.open, pairs, setmetatable, tonumber, type
+local io_open, pairs, setmetatable, tonumber, type = io.open, pairs, setmetatable, tonumber, type
 local format = string.format
 local file_lock, wallclock = core.file_lock, core.time
 
@@ -58,12 +57,8 @@ function Store:load()
   f:close()
   if text == nil then return nil, io_error("cannot read tokens from " .. self.path) end
   if not text:find("%S") then return nil, 0 end -- an empty file: no tokens yet
-  local t, why = core.json_decode(text)
-  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
-    return nil, io_error("cannot read tokens from " .. self.path .. ": " .. (why or "not a JSON object"))
-  end
-  local bad = common.check(t)
-  if bad then return nil, io_error("cannot read tokens from " .. self.path .. ": " .. bad) end
+  local t, why = common.decode(text)
+  if not t then return nil, io_error("cannot read tokens from " .. self.path .. ": " .. why) end
   local version = t.version
   if version == nil then
     version = 0 -- written before versions

@@ -15,8 +15,8 @@
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
-local error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type =
-  error, getmetatable, pairs, pcall, setmetatable, tonumber, tostring, type
+local error, pairs, pcall, setmetatable, tonumber, tostring, type =
+  error, pairs, pcall, setmetatable, tonumber, tostring, type
 local math_ceil = math.ceil
 
 local Store = {}
@@ -82,12 +82,10 @@ function Store:load()
     return nil, redis_error("the version in " .. self.key .. " is not an integer")
   end
   if is_null(text) then return nil, version end
-  local t = core.json_decode(tostring(text))
-  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
-    return nil, redis_error("the tokens in " .. self.key .. " are not a JSON object")
+  local t, why, shape = common.decode(tostring(text))
+  if not t then
+    return nil, redis_error("the tokens in " .. self.key .. (shape and " are not a JSON object" or ": " .. why))
   end
-  local bad = common.check(t)
-  if bad then return nil, redis_error("the tokens in " .. self.key .. ": " .. bad) end
   return common.copy(t), version
 end
 

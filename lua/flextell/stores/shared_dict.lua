@@ -11,7 +11,7 @@ local core = require "flextell.core"
 local common = require "flextell.stores.common"
 
 local ngx = ngx
-local error, getmetatable, setmetatable, tostring, type = error, getmetatable, setmetatable, tostring, type
+local error, setmetatable, tostring, type = error, setmetatable, tostring, type
 
 local Store = {}
 Store.__index = Store
@@ -47,10 +47,8 @@ function Store:load()
   if version == nil then return nil, 0 end
   local text = self.dict:get(self.key .. ":t")
   if text == nil then return nil, version end
-  local t = core.json_decode(text)
-  if type(t) ~= "table" or getmetatable(t) == core.array_mt then
-    return nil, dict_error("the tokens are not a JSON object")
-  end
+  local t, why, shape = common.decode(text)
+  if not t then return nil, dict_error(shape and "the tokens are not a JSON object" or "the tokens: " .. why) end
   return common.copy(t), version
 end
 
