@@ -27,7 +27,7 @@ test: deps
 	@echo "make test: all suites passed"
 
 lint:
-	luacheck -q lua spec bin/flextell-sandbox examples bench tools/*.lua
+	luacheck -q lua spec bin/flextell bin/flextell-sandbox examples bench tools/*.lua
 
 test-lua: core
 	lua5.4 $(BUSTED) $(BUSTED_FLAGS)
@@ -121,10 +121,18 @@ check-install: core
 	cd build && LUA_PATH="$(INSTALLED)/share/lua/5.4/?.lua;$(INSTALLED)/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(INSTALLED)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "make install"
 	test -x $(INSTALLED)/bin/flextell-sandbox || { echo "make install: bin/flextell-sandbox missing" >&2; exit 1; }
+	LUA_PATH="$(INSTALLED)/share/lua/5.4/?.lua;$(INSTALLED)/share/lua/5.4/?/init.lua;;" \
+	  LUA_CPATH="$(INSTALLED)/lib/lua/5.4/?.so;;" $(INSTALLED)/bin/flextell --version | grep -qx 'flextell [0-9.]*' \
+	  || { echo "make install: the flextell command does not run" >&2; exit 1; }
+	grep -q 'complete -F _flextell' $(INSTALLED)/share/bash-completion/completions/flextell \
+	  || { echo "make install: the bash completion of flextell is missing" >&2; exit 1; }
 	luarocks --lua-version 5.4 make rockspec/lua-flextell-*.rockspec --deps-mode=none --tree $(ROCKS) >/dev/null
 	cd build && LUA_PATH="$(ROCKS)/share/lua/5.4/?.lua;$(ROCKS)/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(ROCKS)/lib/lua/5.4/?.so" lua5.4 ../tools/check-installed.lua "luarocks make"
 	test -x $(ROCKS)/bin/flextell-sandbox || { echo "luarocks make: bin/flextell-sandbox missing" >&2; exit 1; }
+	LUA_PATH="$(ROCKS)/share/lua/5.4/?.lua;$(ROCKS)/share/lua/5.4/?/init.lua;;" \
+	  LUA_CPATH="$(ROCKS)/lib/lua/5.4/?.so;;" $(ROCKS)/bin/flextell --version | grep -qx 'flextell [0-9.]*' \
+	  || { echo "luarocks make: the flextell command does not run" >&2; exit 1; }
 
 # Thousands of calls with random faults; memory and file descriptors must stay flat.
 soak: core

@@ -20,6 +20,9 @@ description = {
 
 dependencies = {
   "lua >= 5.1",
+  -- for the `flextell` command only (the library needs neither)
+  "argparse >= 0.7",
+  "luasocket >= 3.0",
 }
 
 external_dependencies = {
@@ -62,7 +65,17 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    ["flextell.cli.account"] = "lua/flextell/cli/account.lua",
+    ["flextell.cli.config"] = "lua/flextell/cli/config.lua",
+    ["flextell.cli"] = "lua/flextell/cli/init.lua",
+    ["flextell.cli.jsontext"] = "lua/flextell/cli/jsontext.lua",
+    ["flextell.cli.output"] = "lua/flextell/cli/output.lua",
+    ["flextell.cli.request"] = "lua/flextell/cli/request.lua",
+    ["flextell.cli.sandbox"] = "lua/flextell/cli/sandbox.lua",
     ["flextell"] = "lua/flextell/init.lua",
+    ["flextell.ngx.driver"] = "lua/flextell/ngx/driver.lua",
+    ["flextell.ngx.http"] = "lua/flextell/ngx/http.lua",
+    ["flextell.ngx.tasks"] = "lua/flextell/ngx/tasks.lua",
     ["flextell.pager"] = "lua/flextell/pager.lua",
     ["flextell.resource"] = "lua/flextell/resource.lua",
     ["flextell.sandbox.api"] = "lua/flextell/sandbox/api.lua",
@@ -84,18 +97,15 @@ build = {
     ["flextell.sandbox.state"] = "lua/flextell/sandbox/state.lua",
     ["flextell.sandbox.store"] = "lua/flextell/sandbox/store.lua",
     ["flextell.sandbox.validate"] = "lua/flextell/sandbox/validate.lua",
-    ["flextell.tasks"] = "lua/flextell/tasks.lua",
-    ["flextell.to_curl"] = "lua/flextell/to_curl.lua",
-    ["flextell.ngx.driver"] = "lua/flextell/ngx/driver.lua",
-    ["flextell.ngx.http"] = "lua/flextell/ngx/http.lua",
-    ["flextell.ngx.tasks"] = "lua/flextell/ngx/tasks.lua",
     ["flextell.stores.common"] = "lua/flextell/stores/common.lua",
     ["flextell.stores.file"] = "lua/flextell/stores/file.lua",
     ["flextell.stores.memory"] = "lua/flextell/stores/memory.lua",
     ["flextell.stores.redis"] = "lua/flextell/stores/redis.lua",
     ["flextell.stores.shared_dict"] = "lua/flextell/stores/shared_dict.lua",
+    ["flextell.tasks"] = "lua/flextell/tasks.lua",
+    ["flextell.to_curl"] = "lua/flextell/to_curl.lua",
   },
   install = {
-    bin = { ["flextell-sandbox"] = "bin/flextell-sandbox" },
+    bin = { ["flextell"] = "bin/flextell", ["flextell-sandbox"] = "bin/flextell-sandbox" },
   },
 }

@@ -208,6 +208,48 @@ describe("flextell.Client calls", function()
     end)
   end)
 
+  describe("raw_body", function()
+    it("keeps the body as received in res.body, only when asked", function()
+      local data, _, res = client:get("/v1/customers/1", nil, { raw_body = true })
+      assert.are.equal(1, data.id)
+      assert.are.equal('{"data":{"created_at":"2025-01-06T10:00:00Z","deleted_at":null,' ..
+        '"email":"ada.knuth1@example.com","first_name":"Ada","id":1,"last_name":"Knuth",' ..
+        '"notes":"Prefers morning appointments.","phone":"+1-555-0101","tags":["vip"],' ..
+        '"updated_at":"2025-01-07T10:00:00Z"}}', res.body)
+      local _, _, plain = client:get("/v1/customers/1")
+      assert.is_nil(plain.body)
+      local ok, _, deleted = client:delete("/v1/customers/3", { raw_body = true })
+      assert.are.equal(true, ok)
+      assert.are.equal("", deleted.body)
+      assert.has_error(function() client:get("/v1/customers/1", nil, { raw_body = 1 }) end,
+        "request field 'raw_body' must be a boolean, got number")
+    end)
+
+    it("reaches every page of a pager, and pages() yields res", function()
+      local n = 0
+      for page, meta, res in client:pages("/resources", { limit = 40 }, { raw_body = true }) do
+        n = n + 1
+        assert.are.equal(#page, #flextell.json.decode(res.body).data)
+        assert.are.equal(n < 3, meta.has_more)
+      end
+      assert.are.equal(3, n)
+    end)
+  end)
+
+  describe("errors with a response", function()
+    it("carry the response's headers; failures without one do not", function()
+      local _, err = client:get("/v1/customers/999999")
+      assert.are.equal(404, err.status)
+      assert.are.equal("application/json", err.headers["content-type"])
+      assert.are.equal(err.request_id, err.headers["x-request-id"])
+      assert(sb:arm { path = "/api/v1/customers/1", fault = "reset", count = 5 })
+      local _, gone = client:get("/v1/customers/1", nil, { max_retries = 0 })
+      assert.are.equal("network", gone.kind)
+      assert.is_nil(gone.status)
+      assert.is_nil(gone.headers)
+    end)
+  end)
+
   describe(":request", function()
     it("takes every part of a call in one table", function()
       local data = client:request { method = "PATCH", path = "/_echo/r", query = { a = 1 }, body = { b = 2 },

@@ -52,6 +52,8 @@ int fx_error_push(lua_State *L, const fx_fail *f, fx_call *r)
     if (r->status > 0) {
       lua_pushinteger(L, r->status);
       lua_setfield(L, -2, "status");
+      fx_push_headers(L, &r->resp_headers);
+      lua_setfield(L, -2, "headers");
     }
     if (r->retry_after >= 0) {
       double ra = ceil(r->retry_after); /* whole seconds, an integer on 5.4 */

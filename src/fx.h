@@ -136,6 +136,7 @@ typedef struct fx_hook {
 /* One call: owns everything libcurl points at while it runs, and the response. */
 typedef struct fx_call {
   int state, kind, driver;
+  int raw_body;       /* res.body: the 2xx body as received (the request's raw_body) */
   fx_shared *shared;  /* held reference while the call exists */
   fx_client *client;  /* the client userdata is kept alive by the call's user value */
   fx_loop *loop;      /* while a libcurl transfer is in flight */
@@ -235,6 +236,7 @@ fx_shared *fx_shared_new(lua_State *L); /* raises */
 void fx_fail_set(fx_fail *f, const char *kind, const char *code, const char *fmt, ...);
 void fx_fail_closed(fx_fail *f); /* the client was closed while the call ran */
 int fx_error_push(lua_State *L, const fx_fail *f, fx_call *r);
+void fx_push_headers(lua_State *L, const fx_buf *h); /* response.c: lower-case names, repeats joined */
 int fx_error_return(lua_State *L, const fx_fail *f, fx_call *r); /* pushes nil, err */
 void flextell_error_open(lua_State *L);
 
@@ -252,6 +254,7 @@ typedef struct fx_spec {
   double timeout, deadline;
   int max_retries;    /* -1 = client default */
   int reveal_token;   /* prepare() only */
+  int raw_body;       /* res.body: the body as received */
 } fx_spec;
 void fx_spec_init(fx_spec *s);
 void fx_spec_from_table(lua_State *L, int idx, fx_spec *s);

@@ -19,7 +19,7 @@ void fx_spec_init(fx_spec *s)
 
 static const char *const spec_keys[] = {"method", "path", "query", "body", "headers", "tenant",
                                         "timeout", "deadline", "max_retries", "form",
-                                        "multipart", "reveal_token", NULL};
+                                        "multipart", "reveal_token", "raw_body", NULL};
 
 /* Reads a request table. Wrong types raise (programmer errors); the values stay on the stack
  * for as long as the call runs, so the spec may point at them. */
@@ -70,6 +70,7 @@ void fx_spec_from_table(lua_State *L, int idx, fx_spec *s)
   }
   if ((i = FIELD("reveal_token", LUA_TBOOLEAN, "a boolean")) != 0)
     s->reveal_token = lua_toboolean(L, i);
+  if ((i = FIELD("raw_body", LUA_TBOOLEAN, "a boolean")) != 0) s->raw_body = lua_toboolean(L, i);
 #undef FIELD
   lua_getfield(L, idx, "body");
   if (lua_isnil(L, -1))
@@ -568,6 +569,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_call *r, fx_fail
   r->connect_timeout = c->connect_timeout;
   r->stall_timeout = c->stall_timeout;
   r->no_auth = s->no_auth;
+  r->raw_body = s->raw_body;
   /* environment proxies are honoured, except for loopback hosts or with proxy = false */
   r->direct = c->proxy == NULL && (c->proxy_off || (s->url ? S->token_url_loopback : c->base_loopback));
 

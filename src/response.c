@@ -55,7 +55,7 @@ void fx_failure_to_fail(const fx_call *r, fx_fail *f)
 
 /* ---- headers and rate limits ---------------------------------------------------------------- */
 
-static void push_headers(lua_State *L, const fx_buf *h)
+void fx_push_headers(lua_State *L, const fx_buf *h)
 {
   size_t i = 0;
   int t;
@@ -113,7 +113,7 @@ static void push_res(lua_State *L, fx_call *r)
   lua_createtable(L, 0, 8);
   lua_pushinteger(L, r->status);
   lua_setfield(L, -2, "status");
-  push_headers(L, &r->resp_headers);
+  fx_push_headers(L, &r->resp_headers);
   lua_setfield(L, -2, "headers");
   if (push_rate_limit(L, r)) lua_setfield(L, -2, "rate_limit");
   rid = fx_header_find(&r->resp_headers, "x-request-id", &n);
@@ -129,6 +129,10 @@ static void push_res(lua_State *L, fx_call *r)
   lua_setfield(L, -2, "method");
   lua_pushstring(L, r->url);
   lua_setfield(L, -2, "url");
+  if (r->raw_body) {
+    lua_pushlstring(L, r->resp_body.data ? r->resp_body.data : "", r->resp_body.len);
+    lua_setfield(L, -2, "body");
+  }
 }
 
 /* ---- bodies --------------------------------------------------------------------------------- */

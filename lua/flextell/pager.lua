@@ -135,7 +135,8 @@ function Pager:checkpoint()
 end
 
 local pager_opts = { resume = true, max_pages = true, max_items = true, headers = true, tenant = true,
-                     timeout = true, deadline = true, max_retries = true, prefetch = true }
+                     timeout = true, deadline = true, max_retries = true, prefetch = true,
+                     raw_body = true }
 
 local function new_pager(client, path, query, opts)
   if type(path) ~= "string" then error("bad argument #1 to 'pager' (string expected, got " .. type(path) .. ")", 3) end
@@ -171,13 +172,13 @@ function M.install(methods)
     return new_pager(self, path, query, opts)
   end
 
-  --- for page, meta in client:pages(path, query) do ... end  (raises on failure)
+  --- for page, meta, res in client:pages(path, query) do ... end  (raises on failure)
   function methods:pages(path, query, opts)
     local p = new_pager(self, path, query, opts)
     return function()
-      local page, meta = p:next()
+      local page, meta, res = p:next()
       if page == nil and meta ~= nil then error(meta, 2) end
-      return page, meta
+      return page, meta, res
     end
   end
 

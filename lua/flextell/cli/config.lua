@@ -1,0 +1,174 @@
+--- Settings of the `flextell` command: where they live, and which one wins.
+--
+-- A setting comes from a flag, else the environment (FLEXTELL_*), else the profile in the config
+-- file, else the default. The config folder is $XDG_CONFIG_HOME/flextell (~/.config/flextell):
+--   config.json          { "profiles": { "default": { "base_url": ..., "client_id": ... } } }
+--   tokens/<profile>.json the profile's tokens, a flextell.token_file (0600, atomic, locked)
+-- Both files are written with mode 0600 in a folder of mode 0700, replaced atomically.
+
+local M = {}
+
+-- The library is loaded when a command needs it: parsing, --help and the completion script
+-- work without the C core.
+local function lib() return require "flextell" end
+
+M.DEFAULT_BASE_URL = "https://dev.flextell.ai/api"
+M.DEFAULT_PORT = 8765 -- the loopback redirect port of `flextell login`
+
+-- Profile keys, their environment variables and what a value must look like.
+M.KEYS = {
+  base_url = { env = "FLEXTELL_BASE_URL", help = "the API's base URL" },
+  client_id = { env = "FLEXTELL_CLIENT_ID", help = "the OAuth client id" },
+  client_secret = { env = "FLEXTELL_CLIENT_SECRET", help = "the OAuth client secret", secret = true },
+  tenant = { env = "FLEXTELL_TENANT", help = "the X-Tenant sent with every call (an integer)", integer = true },
+  port = { env = nil, help = "the loopback port of login's redirect URI", integer = true },
+  scope = { env = nil, help = "the scope login asks for (space separated)" },
+  ca_file = { env = "FLEXTELL_CA_FILE", help = "a PEM file of CA certificates to trust" },
+}
+M.ORDER = { "base_url", "client_id", "client_secret", "tenant", "port", "scope", "ca_file" }
+
+local function getenv(name)
+  local v = name and os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+--- The config folder.
+function M.dir()
+  local base = getenv("XDG_CONFIG_HOME")
+  if not base then
+    local home = getenv("HOME")
+    if not home then return nil, "neither XDG_CONFIG_HOME nor HOME is set" end
+    base = home .. "/.config"
+  end
+  return base .. "/flextell"
+end
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- Makes the config folder (0700) and its tokens folder; nil, message on failure.
+function M.ensure_dir()
+  local dir, err = M.dir()
+  if not dir then return nil, err end
+  local ok = os.execute("umask 077 && mkdir -p " .. quote(dir .. "/tokens") .. " 2>/dev/null")
+  if ok ~= true and ok ~= 0 then return nil, "cannot create " .. dir end
+  return dir
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The whole config file as a table { profiles = { name = {...} } }; nil, message when it
+-- cannot be read as one.
+function M.load()
+  local dir, err = M.dir()
+  if not dir then return nil, err end
+  local path = dir .. "/config.json"
+  local text = read_file(path)
+  if text == nil or text:match("^%s*$") then return { profiles = {} }, path end
+  local ok, t = pcall(lib().json.decode, text)
+  if not ok or type(t) ~= "table" or getmetatable(t) == getmetatable(lib().array {}) or
+      (t.profiles ~= nil and type(t.profiles) ~= "table") then
+    return nil, path .. " is not a flextell config file (expected JSON { \"profiles\": {...} })"
+  end
+  t.profiles = t.profiles or {}
+  for name, p in pairs(t.profiles) do
+    if type(p) ~= "table" then return nil, path .. ": profile '" .. tostring(name) .. "' is not an object" end
+  end
+  return t, path
+end
+
+--- Writes the config file (0600, atomically); nil, message on failure.
+function M.save(t)
+  local dir, err = M.ensure_dir()
+  if not dir then return nil, err end
+  local path = dir .. "/config.json"
+  local ok, werr = pcall(require("flextell.core").save_private_file, path, lib().json.encode(t) .. "\n")
+  if not ok then return nil, tostring(werr) end
+  return path
+end
+
+--- Checks and converts a profile value given as text; value | nil, message.
+function M.check(key, value)
+  local k = M.KEYS[key]
+  if not k then return nil, "unknown setting '" .. key .. "' (one of: " .. table.concat(M.ORDER, ", ") .. ")" end
+  if k.integer then
+    local n = tonumber(value)
+    if not n or n ~= math.floor(n) or n < 0 or (key == "port" and (n < 1 or n > 65535)) then
+      return nil, key .. " must be " .. (key == "port" and "a port number (1-65535)" or "a whole number")
+    end
+    return math.floor(n)
+  end
+  if value == "" then return nil, key .. " must not be empty" end
+  return value
+end
+
+--- Resolves every setting for a run: flags (a table keyed like the profile) > environment >
+-- profile > default; a profile named with --profile must exist unless allow_new. Returns
+-- settings, where (key -> "flag"|"env"|"profile"|"default"), or nil, message.
+function M.resolve(flags, profile_name, allow_new)
+  local conf, path = M.load()
+  if not conf then return nil, path end
+  local name = profile_name or getenv("FLEXTELL_PROFILE") or "default"
+  local profile = conf.profiles[name]
+  if profile == nil and profile_name ~= nil and name ~= "default" and not allow_new then
+    return nil, "no profile '" .. name .. "' in " .. path .. " (flextell login --profile " .. name .. " makes one)"
+  end
+  profile = profile or {}
+  local s, where = { profile = name, config_path = path }, {}
+  for _, key in ipairs(M.ORDER) do
+    local v, from = flags[key], "flag"
+    if v == nil and M.KEYS[key].env then v, from = getenv(M.KEYS[key].env), "env" end
+    if v == nil then v, from = profile[key], "profile" end
+    if v ~= nil then
+      local checked, err = M.check(key, tostring(v))
+      if checked == nil then
+        local src = from == "env" and M.KEYS[key].env or from == "flag" and "--" .. key:gsub("_", "-") or
+          ("profile '" .. name .. "'")
+        return nil, src .. ": " .. err
+      end
+      s[key], where[key] = checked, from
+    end
+  end
+  if s.base_url == nil then s.base_url, where.base_url = M.DEFAULT_BASE_URL, "default" end
+  if s.port == nil then s.port, where.port = M.DEFAULT_PORT, "default" end
+  s.token = getenv("FLEXTELL_TOKEN")
+  if s.token then where.token = "env" end
+  s.token_path = (M.dir() or ".") .. "/tokens/" .. name .. ".json"
+  return s, where
+end
+
+--- The redirect URI `flextell login` listens on (RFC 8252 section 7.3: loopback, by IP literal).
+function M.redirect_uri(port)
+  return "http://127.0.0.1:" .. port .. "/callback"
+end
+
+--- A client for the settings: a static token (FLEXTELL_TOKEN), else the profile's OAuth client
+-- with its token file. Returns client, how ("token" | "oauth" | "none") or raises a usage error
+-- message for bad settings (caught by the caller).
+function M.client(s, extra)
+  local flextell = lib()
+  local opts = { base_url = s.base_url, ca_file = s.ca_file, user_agent = "flextell-cli/" .. flextell._VERSION }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local how = "none"
+  if s.token then
+    opts.token, how = s.token, "token"
+  elseif s.client_id and s.client_secret then
+    opts.client_id, opts.client_secret = s.client_id, s.client_secret
+    opts.redirect_uri = M.redirect_uri(s.port)
+    local dir = M.ensure_dir()
+    if dir then opts.token_store = flextell.token_file(s.token_path) end
+    how = "oauth"
+  end
+  if s.tenant then opts.tenant = s.tenant end
+  return flextell.new(opts), how
+end
+
+return M
