@@ -359,6 +359,25 @@ describe("flextell (the command) #cli", function()
     end)
   end)
 
+  describe("Ctrl-C", function()
+    it("ends a call with exit code 2, and warns that a write may have been sent", function()
+      for _, c in ipairs { { "get", "^flextell: interrupted\n$" },
+        { "post", "^flextell: interrupted; the request may have reached the server %(check before repeating it%)\n$" } } do
+        assert(sb:arm { path = "/api/_echo/slow", fault = "delay", seconds = 5 })
+        local errf = os.tmpname()
+        local p = assert(io.popen(CLEAN .. "env XDG_CONFIG_HOME=" .. q(cfg) .. " FLEXTELL_BASE_URL=" .. q(sb.url) ..
+          " FLEXTELL_TOKEN=" .. q(sb.token) .. " timeout --preserve-status -s INT 1 bin/flextell " .. c[1] ..
+          " /_echo/slow </dev/null 2>" .. q(errf) .. "; echo \"exit=$?\""))
+        local out = p:read("a")
+        p:close()
+        local err = read(errf)
+        os.remove(errf)
+        assert.are.equal("exit=2\n", out)
+        assert.matches(c[2], err)
+      end
+    end)
+  end)
+
   describe("--paginate", function()
     local function all_ids(path, query)
       local client = flextell.new { base_url = sb.url, token = sb.token }
@@ -726,7 +745,44 @@ describe("flextell (the command) #cli", function()
     end)
   end)
 
+  it("runs the README's examples", function()
+    local readme = read("README.md")
+    local block = assert(readme:match("\n## The `flextell` command\n.-```sh\n(.-)```"))
+    local lines = { "set -e", "cd " .. q(cfg) }
+    for line in block:gmatch("[^\n]+") do
+      if not line:match("^sh tools/") then lines[#lines + 1] = (line:gsub("%s+#.*$", "")) end
+    end
+    assert.are.equal(11, #lines) -- set -e, cd, and the nine commands
+    write(cfg .. "/customer.json", '{"first_name":"Ada","last_name":"Knuth","email":"ada.knuth@example.com"}')
+    write(cfg .. "/readme.sh", table.concat(lines, "\n") .. "\n")
+    local root = io.popen("pwd"):read("l")
+    local p = assert(io.popen(CLEAN .. "env XDG_CONFIG_HOME=" .. q(cfg) .. " PATH=" .. q(root .. "/bin") ..
+      ":\"$PATH\" bash " .. q(cfg .. "/readme.sh") .. " 2>&1; echo \"exit=$?\""))
+    local out = p:read("a")
+    p:close()
+    seen[#seen + 1] = out
+    assert.matches("exit=0\n$", out)
+    assert.matches('\n45\n', out, 1, true) -- the paginated count
+    assert.matches("curl --http1.1", out, 1, true)
+    assert.matches("Sandbox stopped.", out, 1, true)
+  end)
+
   describe("sandbox", function()
+    it("start --tls exports an HTTPS URL and its CA file", function()
+      env = {}
+      local out, err, code = cli { "sandbox", "start", "--tls" }
+      assert.are.equal(0, code, err)
+      finally(function() cli { "sandbox", "stop" } end)
+      local vars = {}
+      for k, v in out:gmatch("export ([%w_]+)='([^']*)'") do vars[k] = v end
+      assert.matches("^https://127%.0%.0%.1:%d+/api$", vars.FLEXTELL_BASE_URL)
+      assert.is_string(read(vars.FLEXTELL_CA_FILE))
+      local got
+      got, err, code = cli({ "get", "/v1/customers/1" }, { env = vars })
+      assert.are.equal(0, code, err)
+      assert.are.equal(CUSTOMER_1 .. "\n", got)
+    end)
+
     it("start prints exports that work, status finds it, stop ends it", function()
       env = {}
       local out, err, code = cli { "sandbox", "start" }

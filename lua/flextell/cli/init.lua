@@ -188,7 +188,7 @@ local function api(a, s)
   local client, how = make_client(s, a)
   if not client then return nil, how end
   local style = output.style(a.color)
-  local ok, code = pcall(function()
+  local ok, code = xpcall(function()
     if a.curl then
       req.reveal_token = a.show_secrets or nil
       io.stdout:write(client:to_curl(req), "\n")
@@ -199,14 +199,14 @@ local function api(a, s)
     if not logged_in(client, how) then return need_login(s) end
     if a.paginate then return request.paginate(client, req, a, style) end
     return request.once(client, req, a, style)
-  end)
+  end, function(e) return e end)
   client:close()
   if not ok then
     if require("flextell").is_error(code) then
       output.error(code)
       return output.exit_code(code)
     end
-    return nil, tostring(code):gsub("^[^:]*:%d+: ", "")
+    error(code, 0)
   end
   return code
 end
@@ -290,7 +290,19 @@ function M.main(args)
     io.stderr:write(parser:get_help(), "\n")
     return 2
   end
-  local code, err = run(a)
+  local ran, code, err = pcall(run, a)
+  if not ran then
+    -- Ctrl-C: the interpreter raises "interrupted!" in whatever Lua code runs next
+    local msg = tostring(code)
+    if msg:match("interrupted!?$") then
+      local write = a.command == "post" or a.command == "patch" or a.command == "put" or a.command == "delete"
+      output.error("interrupted" ..
+        (write and "; the request may have reached the server (check before repeating it)" or ""))
+    else
+      output.error(msg:gsub("^[^:]*:%d+: ", ""))
+    end
+    return 2
+  end
   if code == nil then
     output.error(err)
     return 2
