@@ -45,7 +45,9 @@ local function command(args, o)
   local parts = {}
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   local stdin = " </dev/null"
-  if o.stdin then
+  if o.stdin_closed then
+    stdin = " <&-"
+  elseif o.stdin then
     local path = o.config .. "/.stdin"
     write(path, o.stdin)
     stdin = " <" .. q(path)
@@ -256,6 +258,30 @@ describe("flextell (the command) #cli", function()
         note = "from a file\n" }, echo.json)
       assert.matches('"z":null', echo.body, 1, true)
       assert.are.equal(math.type(echo.json.n), "integer")
+    end)
+
+    it("-F keeps what is not a JSON number a string, and refuses numbers it cannot send exactly", function()
+      local out, err, code = cli { "post", "/_echo/x", "-F", "zip=02134", "-F", "dot=1.", "-F", "e=1e3",
+        "-F", "neg=-12", "-F", "big=9223372036854775807" }
+      assert.are.equal(0, code, err)
+      assert.are.equal('{"big":9223372036854775807,"dot":"1.","e":1000,"neg":-12,"zip":"02134"}',
+        json.decode(out).body)
+      for _, c in ipairs {
+        { "n=123456789012345678901234567890", "flextell: -F n=123456789012345678901234567890: the integer " ..
+          "does not fit in 64 bits (use -f to send it as a string, or -d for JSON text sent as given)\n" },
+        { "n=1e400", "flextell: -F n=1e400: the number is out of range (use -f to send it as a string, or -d " ..
+          "for JSON text sent as given)\n" },
+        { "x=@" .. cfg, "flextell: -F x: cannot read " .. cfg .. " (Is a directory)\n" },
+      } do
+        local o, e, rc = cli { "post", "/_echo/x", "-F", c[1] }
+        assert.are.equal(2, rc)
+        assert.are.equal("", o)
+        assert.are.equal(c[2], e)
+      end
+      local o, e, rc = run({ "post", "/_echo/x", "-d", "-" }, { config = cfg, env = env, stdin_closed = true })
+      assert.are.equal(2, rc)
+      assert.are.equal("", o)
+      assert.are.equal("flextell: -d: cannot read stdin (Bad file descriptor)\n", e)
     end)
 
     it("-d sends the JSON text as given, from the argument, @file or stdin", function()
@@ -715,6 +741,30 @@ describe("flextell (the command) #cli", function()
       _, err, code = cli { "login" }
       assert.are.equal(2, code)
       assert.matches("login needs the OAuth client's id and secret", err, 1, true)
+    end)
+
+    it("a callback without a query is refused as a forged redirect, without a token request", function()
+      local wait = start_login()
+      opened_url()
+      local page, status = land("http://127.0.0.1:" .. port .. "/callback")
+      assert.are.equal("400", status)
+      assert.matches("state_mismatch", page, 1, true)
+      local _, err, code = wait()
+      assert.are.equal(3, code)
+      assert.matches("flextell: auth state_mismatch: ", err, 1, true)
+      assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
+    end)
+
+    it("shows the control characters of a redirect's error as \\xHH, never raw", function()
+      local wait = start_login()
+      local state = opened_url():match("[?&]state=([^&]+)")
+      local page, status = land("http://127.0.0.1:" .. port .. "/callback?error=x&error_description=%1b%5b31mRED&state=" ..
+        state)
+      assert.are.equal("400", status)
+      assert.matches("authorization failed: x: \\x1b[31mRED (x)", page, 1, true)
+      local _, err, code = wait()
+      assert.are.equal(3, code)
+      assert.are.equal("flextell: auth x: authorization failed: x: \\x1b[31mRED\n", err:match("flextell: auth.*$"))
     end)
 
     it("ignores other requests to the listener, and times out", function()

@@ -2,6 +2,7 @@
  * state lives in C on the shared client state. A refresh or a code exchange is a call of its own
  * (a token call, kinds FX_K_REFRESH and FX_K_EXCHANGE) on the same machinery as any request, so
  * it works with every driver; a call that needs a fresh token runs the refresh as its child. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -538,6 +539,16 @@ static void parse_query(lua_State *L, const char *q, size_t n, int t)
   }
 }
 
+/* "scheme://...": a redirect URL, even one without a query (which then carries no code and no
+ * state), never a code to send. */
+static int looks_like_url(const char *s, size_t n)
+{
+  size_t i = 0;
+  if (n == 0 || !isalpha((unsigned char)s[0])) return 0;
+  while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-')) i++;
+  return i + 2 < n && s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/';
+}
+
 /* client:exchange_code(code_or_redirect_url, { state=, code_verifier=, redirect_uri= }) */
 static int oauth_exchange_code(lua_State *L)
 {
@@ -545,7 +556,7 @@ static int oauth_exchange_code(lua_State *L)
   fx_shared *S = c->shared;
   size_t n;
   const char *arg = luaL_checklstring(L, 2, &n), *code, *expected, *verifier, *redirect, *q;
-  int params, form;
+  int params, form, is_url;
   if (lua_isnoneornil(L, 3)) {
     lua_settop(L, 2);
     lua_newtable(L);
@@ -562,15 +573,16 @@ static int oauth_exchange_code(lua_State *L)
   lua_newtable(L);
   params = lua_gettop(L);
   q = memchr(arg, '?', n);
+  is_url = q != NULL || looks_like_url(arg, n);
   if (q != NULL) { /* the whole redirect URL */
     const char *hash = memchr(q, '#', n - (size_t)(q - arg));
     parse_query(L, q + 1, (size_t)((hash ? hash : arg + n) - q - 1), params);
-  } else {
+  } else if (!is_url) {
     lua_pushvalue(L, 2);
     lua_setfield(L, params, "code");
   }
   /* the state first (RFC 6749 10.12): a forged redirect is refused whatever else it says */
-  if (expected != NULL && q != NULL) {
+  if (expected != NULL && is_url) {
     lua_getfield(L, params, "state");
     if (!lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), expected) != 0) {
       fx_fail f;

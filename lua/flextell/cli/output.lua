@@ -60,6 +60,12 @@ function M.value(style, v)
   return M.json(style, text, 1, #text)
 end
 
+--- Text from the network made safe for a terminal: control characters (an escape sequence
+-- would be obeyed by the terminal) are shown as \xHH.
+function M.printable(s)
+  return (tostring(s):gsub("[%z\1-\31\127]", function(c) return string.format("\\x%02x", c:byte()) end))
+end
+
 --- One line on stderr: "flextell: <message>".
 function M.error(err)
   local line
@@ -69,7 +75,7 @@ function M.error(err)
   else
     line = "flextell: " .. tostring(err)
   end
-  io.stderr:write((line:gsub("[\r\n]+", " ")), "\n")
+  io.stderr:write(M.printable((line:gsub("[\r\n]+", " "))), "\n")
 end
 
 --- A note on stderr (hints, progress ends).

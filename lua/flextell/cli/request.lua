@@ -14,13 +14,20 @@ local function usage(msg)
 end
 
 local function read_source(spec, what)
+  local f, err, s
   if spec == "-" then
-    return io.stdin:read("a")
+    f = io.stdin
+  else
+    f, err = io.open(spec, "rb")
   end
-  local f, err = io.open(spec, "rb")
-  if not f then return nil, what .. ": cannot read " .. spec .. " (" .. tostring(err):gsub("^[^:]*: ", "") .. ")" end
-  local s = f:read("a")
-  f:close()
+  if f then
+    s, err = f:read("a")
+    if f ~= io.stdin then f:close() end
+  end
+  if s == nil then
+    return nil, what .. ": cannot read " .. (spec == "-" and "stdin" or spec) .. " (" ..
+      tostring(err or "no data"):gsub("^[^:]*: ", "") .. ")"
+  end
   return s
 end
 
@@ -31,14 +38,33 @@ local function pair(s, flag)
   return k, v
 end
 
--- A typed value of -F: true, false, null, numbers, @file (its contents), else the string.
+-- Whether s is a JSON number (RFC 8259 section 6: no leading zeros, no bare dot).
+local function json_number(s)
+  local int, rest = s:match("^-?(%d+)(.*)$")
+  if not int or (#int > 1 and int:sub(1, 1) == "0") then return false end
+  return rest == "" or rest:match("^%.%d+$") ~= nil or rest:match("^%.%d+[eE][-+]?%d+$") ~= nil or
+    rest:match("^[eE][-+]?%d+$") ~= nil
+end
+
+-- A typed value of -F: true, false, null, JSON numbers, @file (its contents), else the string
+-- (so "02134" stays a string). A number the JSON encoder could not send exactly (an integer
+-- beyond 64 bits, a float beyond the double range) is refused rather than rounded.
 local function typed(v, flag, key)
   if v == "true" then return true end
   if v == "false" then return false end
   if v == "null" then return flextell.null end
-  if v:match("^-?%d+$") or v:match("^-?%d+%.%d+$") or v:match("^-?%d+%.?%d*[eE][-+]?%d+$") then
+  if json_number(v) then
     local n = tonumber(v)
-    if n and n == n and n ~= math.huge and n ~= -math.huge then return n end
+    local integral = not v:find("[.eE]")
+    if integral and math.type and math.type(n) ~= "integer" then
+      return nil, flag .. " " .. key .. "=" .. v .. ": the integer does not fit in 64 bits " ..
+        "(use -f to send it as a string, or -d for JSON text sent as given)"
+    end
+    if n ~= n or n == math.huge or n == -math.huge then
+      return nil, flag .. " " .. key .. "=" .. v .. ": the number is out of range " ..
+        "(use -f to send it as a string, or -d for JSON text sent as given)"
+    end
+    return n
   end
   if v:sub(1, 1) == "@" then
     local s, err = read_source(v:sub(2), flag .. " " .. key)
@@ -189,7 +215,7 @@ local function include(status, headers)
   for k in pairs(headers or {}) do names[#names + 1] = k end
   table.sort(names)
   local out = { "HTTP/1.1 " .. tostring(status) }
-  for _, k in ipairs(names) do out[#out + 1] = k .. ": " .. headers[k] end
+  for _, k in ipairs(names) do out[#out + 1] = output.printable(k .. ": " .. headers[k]) end
   io.stderr:write(table.concat(out, "\n"), "\n\n")
 end
 
