@@ -207,6 +207,16 @@ describe("flextell (the command) #cli", function()
       assert.are.equal("7", echo.headers["x-tenant"])
     end)
 
+    it("-H of one name in any spelling: the last wins", function()
+      local out, _, code = cli { "get", "/_echo/x", "-H", "X-A: 1", "-H", "x-a: 2", "-H", "X-a: 3",
+        "-H", "content-type: text/plain" }
+      assert.are.equal(0, code)
+      local echo = json.decode(out)
+      assert.are.equal("3", echo.headers["x-a"])
+      out = cli { "post", "/_echo/x", "-d", "{}", "-H", "content-type: application/vnd.x+json" }
+      assert.are.equal("application/vnd.x+json", json.decode(out).headers["content-type"])
+    end)
+
     it("-f and -F on get become query parameters", function()
       local out, _, code = cli { "get", "/_echo/x", "-F", "n=5", "-f", "s=true", "-F", "t=true", "-F", "z=null" }
       assert.are.equal(0, code)

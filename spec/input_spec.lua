@@ -114,6 +114,20 @@ describe("input", function()
       assert.are.equal(0, sent("/_echo/h"))
     end)
 
+    it("refuses one header name given twice in two spellings, in options, with and per call", function()
+      local twice = { ["X-A"] = "1", ["x-a"] = "2" }
+      local _, err = client:get("/_echo/h", nil, { headers = twice })
+      assert.are.equal("usage", err.kind)
+      assert.are.equal("invalid_header", err.code)
+      assert.are.equal("header 'X-A' is given twice (as 'X-A' and 'x-a'); names are case-insensitive", err.message)
+      assert.has_error(function() flextell.new { headers = twice } end,
+        "flextell.new: option 'headers': header 'X-A' is given twice (as 'X-A' and 'x-a'); names are case-insensitive")
+      assert.has_error(function() client:with { headers = { Accept = false, accept = "x" } } end,
+        "client:with: option 'headers': header 'Accept' is given twice (as 'Accept' and 'accept'); " ..
+        "names are case-insensitive")
+      assert.are.equal(0, sent("/_echo/h"))
+    end)
+
     it("refuses CR or LF in user_agent, in new and in with", function()
       assert.has_error(function() flextell.new { user_agent = "app/1\r\nX-Evil: 1" } end,
         "flextell.new: option 'user_agent' must not contain control characters (CR, LF...)")

@@ -56,6 +56,15 @@ describe("client:to_curl", function()
     replays(client, { method = "GET", path = "/_echo/g", query = { ids = { 1, 2 } } })
   end)
 
+  it("replays writes without a body, Content-Length: 0 included", function()
+    local client = flextell.new { base_url = sb.https_url, ca_file = sb.ca_file, token = sb.token }
+    for _, method in ipairs { "POST", "PUT", "PATCH" } do
+      local seen = replays(client, { method = method, path = "/_echo/empty" })
+      assert.are.equal("0", seen.headers["content-length"])
+      assert.are.equal("", seen.body)
+    end
+  end)
+
   it("carries the proxy, its credentials redacted unless asked, or turns proxies off", function()
     local c = flextell.new { base_url = sb.https_url, ca_file = sb.ca_file, token = sb.token,
       proxy = "http://user:pw@127.0.0.1:3128" }

@@ -363,6 +363,17 @@ int fx_headers_from_table(lua_State *L, int idx, struct curl_slist **list, char 
     snprintf(msg, msglen, "header names must be strings without NUL bytes (at most %d)", FX_MAX_KEYS);
     return -1;
   }
+  /* names are case-insensitive (RFC 9110 section 5.1): two spellings of one name in a table have
+   * no order to decide which is meant */
+  for (i = 0; i < n; i++) {
+    int j;
+    for (j = i + 1; j < n; j++)
+      if (strcasecmp(keys[i], keys[j]) == 0 && fx_header_check(keys[i], strlen(keys[i]), "", 0) == NULL) {
+        snprintf(msg, msglen, "header '%s' is given twice (as '%s' and '%s'); names are case-insensitive",
+                 keys[i], keys[i], keys[j]);
+        return -1;
+      }
+  }
   for (i = 0; i < n; i++) {
     size_t nl = strlen(keys[i]), vl = 0;
     const char *value = NULL, *why, *named;

@@ -26,7 +26,10 @@ function M.install(methods)
     if not prepared then return nil, err end
     local out = { "curl", "--http1.1", "--compressed" }
     local method = prepared.method
-    if method ~= "GET" and not (method == "POST" and (prepared.body or multipart)) then
+    -- a write without a body still goes out with "Content-Length: 0", as libcurl sends it
+    local empty_write = (method == "POST" or method == "PUT" or method == "PATCH") and not prepared.body
+      and not multipart
+    if method ~= "GET" and not (method == "POST" and (prepared.body or multipart or empty_write)) then
       out[#out + 1] = "-X " .. method
     end
     if prepared.ca_file then out[#out + 1] = "--cacert " .. quote(prepared.ca_file) end
@@ -43,7 +46,11 @@ function M.install(methods)
       out[#out + 1] = "-H " .. quote(empty and empty .. ";" or h)
     end
     for _, name in ipairs(prepared.dropped) do out[#out + 1] = "-H " .. quote(name .. ":") end
-    if prepared.body then out[#out + 1] = "--data-binary " .. quote(prepared.body) end
+    if prepared.body then
+      out[#out + 1] = "--data-binary " .. quote(prepared.body)
+    elseif empty_write then
+      out[#out + 1] = "--data-binary ''"
+    end
     if multipart then
       local names = {}
       for k in pairs(multipart) do names[#names + 1] = k end

@@ -139,12 +139,15 @@ function M.build(method, a, settings)
     end
   end
   if #a.header > 0 then
-    req.headers = {}
+    -- names are case-insensitive: the last -H of a name wins, in the spelling it was given
+    local byname = {}
     for _, h in ipairs(a.header) do
       local name, value = h:match("^([^:]+):%s*(.-)%s*$")
       if not name then return usage("-H " .. h .. ": expected 'Name: value'") end
-      req.headers[name] = value
+      byname[name:lower()] = { name, value }
     end
+    req.headers = {}
+    for _, nv in pairs(byname) do req.headers[nv[1]] = nv[2] end
   end
   if a.tenant ~= nil then
     req.tenant = a.tenant
@@ -171,7 +174,9 @@ function M.build(method, a, settings)
     end
     req.body = text
     req.headers = req.headers or {}
-    req.headers["Content-Type"] = req.headers["Content-Type"] or "application/json"
+    local has_type = false
+    for name in pairs(req.headers) do has_type = has_type or name:lower() == "content-type" end
+    if not has_type then req.headers["Content-Type"] = "application/json" end
   elseif #fields > 0 then
     local target
     if writes then
