@@ -318,6 +318,9 @@ describe("flextell (the command) #cli", function()
         { { "get", "/v1/customers", "-H", "Host: evil" }, "flextell: usage invalid_header" },
         { { "post", "/v1/customers", "-F", "a[=1" }, "flextell: -F a[=1: malformed key" },
         { { "get", "/v1/customers", "--tenant", "x" }, "--tenant must be a whole number" },
+        { { "get", "/v1/customers", "--tenant", "99999999999999999999" }, "flextell: --tenant must be a whole number >= 0" },
+        { { "get", "/v1/customers", "--tenant", "1e2" }, "flextell: --tenant must be a whole number >= 0" },
+        { { "get", "/v1/customers", "--paginate", "--raw" }, "flextell: --raw prints one answer's whole body" },
         { { "get", "v1/customers" }, "flextell: PATH must start with /" },
         { { "get", "/v1/customers", "--jsonl" }, "flextell: --jsonl goes with --paginate" },
         { { "post", "/v1/customers", "--paginate" }, "flextell: --paginate walks a list: use get" },
@@ -393,6 +396,22 @@ describe("flextell (the command) #cli", function()
       assert.are.equal(0, code, err)
       assert.are.equal(CUSTOMER_1 .. "\n", out)
     end)
+  end)
+
+  it("exits 1 and says so when the output cannot be written", function()
+    for _, args in ipairs { { "get", "/v1/customers/1" }, { "get", "/resources", "--paginate", "--jsonl" } } do
+      local errf = os.tmpname()
+      local p = assert(io.popen(command(args, { config = cfg, env = env }) .. " >/dev/full 2>" .. q(errf) ..
+        "; echo \"exit=$?\""))
+      local out = p:read("a")
+      p:close()
+      local err = read(errf)
+      os.remove(errf)
+      assert.are.equal("exit=1\n", out)
+      assert.are.equal("flextell: cannot write the output (No space left on device)\n", err)
+    end
+    -- the walk stopped at the first page it could not write
+    assert.are.equal(1, select(2, last_request("/api/resources")))
   end)
 
   describe("Ctrl-C", function()

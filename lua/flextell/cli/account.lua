@@ -13,7 +13,8 @@ local function quote(s)
 end
 
 local function html_escape(s)
-  return (output.printable(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }))
+  local entities = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+  return (output.printable(s):gsub("[&<>\"']", entities))
 end
 
 local function page(title, text)
@@ -247,7 +248,7 @@ function M.status(_, s, client, how)
       code = output.exit_code(err)
     end
   end
-  io.stdout:write(table.concat(lines, "\n"), "\n")
+  output.out(table.concat(lines, "\n"), "\n")
   return code
 end
 

@@ -100,11 +100,11 @@ function M.check(key, value)
   local k = M.KEYS[key]
   if not k then return nil, "unknown setting '" .. key .. "' (one of: " .. table.concat(M.ORDER, ", ") .. ")" end
   if k.integer then
-    local n = tonumber(value)
-    if not n or n ~= math.floor(n) or n < 0 or (key == "port" and (n < 1 or n > 65535)) then
+    local n = value:match("^%d+$") and math.tointeger(tonumber(value))
+    if not n or (key == "port" and (n < 1 or n > 65535)) then
       return nil, key .. " must be " .. (key == "port" and "a port number (1-65535)" or "a whole number")
     end
-    return math.floor(n)
+    return n
   end
   if value == "" then return nil, key .. " must not be empty" end
   return value

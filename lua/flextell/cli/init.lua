@@ -27,8 +27,8 @@ Exit codes:
 
 local function integer(name, min, max)
   return function(s)
-    local n = tonumber(s)
-    if not n or n ~= math.floor(n) or n < min or (max and n > max) then
+    local n = s:match("^%d+$") and math.tointeger(tonumber(s))
+    if not n or n < min or (max and n > max) then
       return nil, name .. " must be a whole number" .. (max and (" from " .. min .. " to " .. max) or (" >= " .. min))
     end
     return math.floor(n)
@@ -70,7 +70,8 @@ local function api_options(cmd)
     :argname("<key=value>")
   cmd:option("-d --data", "JSON body: the text itself, @file, or - for stdin (checked before sending).")
     :argname("<json|@file|->")
-  cmd:option("-H --header", "Request header 'Name: value' (repeatable; of one name, the last wins)."):count("*"):argname("<header>")
+  cmd:option("-H --header", "Request header 'Name: value' (repeatable; of one name, the last wins).")
+    :count("*"):argname("<header>")
   cmd:option("--tenant", "Send X-Tenant: ID (default: $FLEXTELL_TENANT or the profile's).")
     :convert(integer("--tenant", 0)):argname("<id>")
   cmd:flag("-i --include", "Print the status line and response headers on stderr.")
@@ -180,6 +181,7 @@ local function api(a, s)
   local method = a.command:upper()
   if a.jsonl and not a.paginate then return nil, "--jsonl goes with --paginate" end
   if a.max_items and not a.paginate then return nil, "--max-items goes with --paginate" end
+  if a.raw and a.paginate then return nil, "--raw prints one answer's whole body: it does not go with --paginate" end
   if a.paginate and method ~= "GET" then return nil, "--paginate walks a list: use get" end
   if a.show_secrets and not (a.curl or a.dry_run) then return nil, "--show-secrets goes with --curl or --dry-run" end
   if a.curl and a.dry_run then return nil, "give --curl or --dry-run, not both" end
@@ -191,7 +193,7 @@ local function api(a, s)
   local ok, code = xpcall(function()
     if a.curl then
       req.reveal_token = a.show_secrets or nil
-      io.stdout:write(client:to_curl(req), "\n")
+      output.out(client:to_curl(req), "\n")
       return 0
     elseif a.dry_run then
       return request.dry_run(client, req, a.show_secrets)
@@ -220,7 +222,7 @@ local function config_command(a, s)
   if sub == "list" then
     for _, k in ipairs(config.ORDER) do
       if p[k] ~= nil then
-        io.stdout:write(k, " = ", config.KEYS[k].secret and "<redacted>" or tostring(p[k]), "\n")
+        output.out(k, " = ", config.KEYS[k].secret and "<redacted>" or tostring(p[k]), "\n")
       end
     end
     return 0
@@ -230,7 +232,7 @@ local function config_command(a, s)
   end
   if sub == "get" then
     if p[a.key] == nil then return 1 end
-    io.stdout:write(tostring(p[a.key]), "\n")
+    output.out(tostring(p[a.key]), "\n")
     return 0
   end
   if sub == "set" then
@@ -306,6 +308,10 @@ function M.main(args)
   if code == nil then
     output.error(err)
     return 2
+  end
+  if not output.flush() then
+    output.error("cannot write the output (" .. tostring(output.write_error) .. ")")
+    return code ~= 0 and code or 1
   end
   return code
 end

@@ -46,11 +46,26 @@ function M.style(color_flag)
   return { pretty = tty, color = color, indent = tty and 2 or nil }
 end
 
+--- Writes to stdout, remembering the first failure (a full disk...) in M.write_error: the
+-- command then exits 1 instead of claiming output it lost.
+function M.out(...)
+  local ok, err = io.stdout:write(...)
+  if not ok and not M.write_error then M.write_error = err or "write failed" end
+  return ok ~= nil
+end
+
+--- Flushes stdout (the same failure rule); true when everything written so far went out.
+function M.flush()
+  local ok, err = io.stdout:flush()
+  if not ok and not M.write_error then M.write_error = err or "write failed" end
+  return M.write_error == nil
+end
+
 --- Writes the JSON value at text[a..b] to stdout, followed by a newline.
 function M.json(style, text, a, b)
   local s, err = jsontext.format(text, a or 1, b or #text, { indent = style.indent, color = style.color })
   if not s then return nil, err end
-  io.stdout:write(s, "\n")
+  M.out(s, "\n")
   return true
 end
 

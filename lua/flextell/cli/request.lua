@@ -239,8 +239,8 @@ function M.dry_run(client, req, show_secrets)
   local p = client:prepare(req)
   local out = { p.method .. " " .. p.url }
   for _, h in ipairs(p.headers) do out[#out + 1] = h end
-  io.stdout:write(table.concat(out, "\n"), "\n\n")
-  if p.body and p.body ~= "" then io.stdout:write(p.body, "\n") end
+  output.out(table.concat(out, "\n"), "\n\n")
+  if p.body and p.body ~= "" then output.out(p.body, "\n") end
   return 0
 end
 
@@ -289,7 +289,7 @@ function M.paginate(client, req, a, style)
   local max = a.max_items
   local function open()
     if not opened and not a.jsonl then
-      io.stdout:write("[")
+      output.out("[")
       opened = true
     end
   end
@@ -299,7 +299,7 @@ function M.paginate(client, req, a, style)
       if show then progress(started, n, nil, true) end
       if meta ~= nil then
         if a.include and meta.status then include(meta.status, meta.headers) end
-        io.stdout:flush()
+        output.flush()
         output.error(meta)
         return output.exit_code(meta)
       end
@@ -327,8 +327,8 @@ function M.paginate(client, req, a, style)
     end
     if show then progress(started, n, nil, true) end
     open()
-    io.stdout:write(table.concat(chunk))
-    io.stdout:flush()
+    output.out(table.concat(chunk))
+    if not output.flush() then return 1 end -- main names the write error
     if show then progress(started, n, meta.total, false) end
     if stopped or (max and n >= max and not pager.done) then
       if show then progress(started, n, nil, true) end
@@ -340,7 +340,7 @@ function M.paginate(client, req, a, style)
     end
   end
   open()
-  if not a.jsonl then io.stdout:write((style.indent and not first) and "\n]\n" or "]\n") end
+  if not a.jsonl then output.out((style.indent and not first) and "\n]\n" or "]\n") end
   return 0
 end
 

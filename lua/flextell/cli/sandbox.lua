@@ -43,7 +43,7 @@ local function exports(sb)
     "export FLEXTELL_TOKEN=" .. sh(sb.token),
   }
   if sb.https_url then lines[#lines + 1] = "export FLEXTELL_CA_FILE=" .. sh(sb.ca_file) end
-  io.stdout:write(table.concat(lines, "\n"), "\n")
+  output.out(table.concat(lines, "\n"), "\n")
   return url
 end
 
