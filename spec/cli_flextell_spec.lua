@@ -254,6 +254,16 @@ describe("flextell (the command) #cli", function()
     end)
   end)
 
+  it("delete removes, and prints nothing for a 204", function()
+    local out, err, code = cli { "delete", "/v1/customers/3" }
+    assert.are.equal(0, code, err)
+    assert.are.equal("", out)
+    assert.are.equal("", err)
+    local _, gone, c2 = cli { "delete", "/v1/customers/3" }
+    assert.are.equal(1, c2)
+    assert.matches("^flextell: http 404 not_found: ", gone)
+  end)
+
   describe("bodies", function()
     it("-F builds typed JSON (numbers, booleans, null, @file, nesting) and -f strings", function()
       local file = cfg .. "/note.txt"
@@ -553,6 +563,21 @@ describe("flextell (the command) #cli", function()
         { env = { FLEXTELL_BASE_URL = "http://127.0.0.1:2/api", FLEXTELL_TENANT = "7" } })
       assert.are.equal("http://127.0.0.1:3/api/x", url)
       assert.are.equal("42", tenant)
+    end)
+
+    it("config changes from processes at once all land (the file is locked and replaced atomically)", function()
+      local procs = {}
+      for i = 1, 8 do
+        procs[i] = assert(io.popen(command({ "config", "set", "scope", "s" .. i, "--profile", "p" .. i },
+          { config = cfg, env = {} }) .. " 2>&1; echo \"exit=$?\""))
+      end
+      for i = 1, 8 do
+        assert.are.equal("exit=0\n", procs[i]:read("a"))
+        procs[i]:close()
+      end
+      local conf = json.decode(read(cfg .. "/flextell/config.json"))
+      for i = 1, 8 do assert.are.equal("s" .. i, conf.profiles["p" .. i].scope) end
+      assert.are.equal("600", mode_of(cfg .. "/flextell/config.json"))
     end)
 
     it("config set, get, unset and list; the secret is redacted", function()

@@ -94,16 +94,16 @@ local function wait_for_browser(client, server, port, state, verifier, timeout)
 end
 
 local function save_profile(s, a)
-  local conf, path = config.load()
-  if not conf then return nil, path end
-  local p = conf.profiles[s.profile] or {}
-  p.base_url = s.base_url ~= config.DEFAULT_BASE_URL and s.base_url or nil
-  p.client_id, p.client_secret = s.client_id, s.client_secret
-  if s.port ~= config.DEFAULT_PORT then p.port = s.port end
-  if a.scope then p.scope = a.scope end
-  if s.ca_file then p.ca_file = s.ca_file end
-  conf.profiles[s.profile] = p
-  return config.save(conf)
+  return config.update(function(conf)
+    local p = conf.profiles[s.profile] or {}
+    p.base_url = s.base_url ~= config.DEFAULT_BASE_URL and s.base_url or nil
+    p.client_id, p.client_secret = s.client_id, s.client_secret
+    if s.port ~= config.DEFAULT_PORT then p.port = s.port end
+    if a.scope then p.scope = a.scope end
+    if s.ca_file then p.ca_file = s.ca_file end
+    conf.profiles[s.profile] = p
+    return true
+  end)
 end
 
 local function when(t)

@@ -95,6 +95,24 @@ function M.save(t)
   return path
 end
 
+--- Reads, changes (change(conf) -> true | nil, message) and writes the config file under a lock
+-- (config.json.lock), so two commands changing it at once both keep their change. Returns the
+-- path, or nil, message.
+function M.update(change)
+  local dir, err = M.ensure_dir()
+  if not dir then return nil, err end
+  local guard, lerr = require("flextell.core").file_lock(dir .. "/config.json.lock", 0, true)
+  if not guard then return nil, tostring(lerr) end
+  local conf, path = M.load()
+  local ok, cerr = false, path
+  if conf then ok, cerr = change(conf) end
+  local saved
+  if ok then saved, cerr = M.save(conf) end
+  guard:unlock()
+  if not saved then return nil, cerr end
+  return saved
+end
+
 --- Checks and converts a profile value given as text; value | nil, message.
 function M.check(key, value)
   local k = M.KEYS[key]

@@ -235,15 +235,18 @@ local function config_command(a, s)
     output.out(tostring(p[a.key]), "\n")
     return 0
   end
+  local v, err
   if sub == "set" then
-    local v, err = config.check(a.key, a.value)
+    v, err = config.check(a.key, a.value)
     if v == nil then return nil, err end
-    p[a.key] = v
-  else
-    p[a.key] = nil
   end
-  conf.profiles[name] = p
-  local saved, err = config.save(conf)
+  local saved
+  saved, err = config.update(function(c)
+    local prof = c.profiles[name] or {}
+    prof[a.key] = v -- nil for unset
+    c.profiles[name] = prof
+    return true
+  end)
   if not saved then return nil, err end
   return 0
 end
