@@ -236,6 +236,17 @@ describe("flextell.Client calls", function()
     end)
   end)
 
+  describe("tostring(err)", function()
+    it("cuts a URL longer than 300 bytes, which err.url keeps whole", function()
+      local long = string.rep("a", 1000)
+      local _, err = client:get("/v1/customers/999999", { q = long })
+      local url = sb.url .. "/v1/customers/999999?q=" .. long
+      assert.are.equal(url, err.url)
+      assert.are.equal("flextell: http 404 not_found: Customer 999999 not found (GET " .. url:sub(1, 300) ..
+        "... (" .. (#url - 300) .. " more bytes))", tostring(err))
+    end)
+  end)
+
   describe("errors with a response", function()
     it("carry the response's headers; failures without one do not", function()
       local _, err = client:get("/v1/customers/999999")

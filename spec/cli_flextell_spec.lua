@@ -156,6 +156,15 @@ describe("flextell (the command) #cli", function()
       assert.are.equal("flextell " .. flextell._VERSION .. "\n", v)
     end)
 
+    it("shows the usage of the command a bad flag belongs to", function()
+      local _, err, code = cli { "get", "/x", "--tenant=-1" }
+      assert.are.equal(2, code)
+      assert.matches("^Usage: flextell get ", err)
+      _, err = cli { "login", "--port", "0" }
+      assert.matches("^Usage: flextell login ", err)
+      assert.matches("\nflextell: --port must be a whole number from 1 to 65535\n", err, 1, true)
+    end)
+
     it("refuses unknown flags and commands with exit code 2", function()
       for _, args in ipairs { { "get", "/v1/customers", "--bogus" }, { "frobnicate" }, { "get" }, {} } do
         local out, err, code = cli(args)
@@ -328,16 +337,27 @@ describe("flextell (the command) #cli", function()
         { { "get", "/v1/customers", "-H", "Host: evil" }, "flextell: usage invalid_header" },
         { { "post", "/v1/customers", "-F", "a[=1" }, "flextell: -F a[=1: malformed key" },
         { { "get", "/v1/customers", "--tenant", "x" }, "--tenant must be a whole number" },
-        { { "get", "/v1/customers", "--tenant", "99999999999999999999" }, "flextell: --tenant must be a whole number >= 0" },
+        { { "get", "/v1/customers", "--tenant", "99999999999999999999" }, "flextell: --tenant is too large" },
         { { "get", "/v1/customers", "--tenant", "1e2" }, "flextell: --tenant must be a whole number >= 0" },
         { { "get", "/v1/customers", "--paginate", "--raw" }, "flextell: --raw prints one answer's whole body" },
+        { { "get", "/v1/customers", "--paginate", "--max-items", "99999999999999999999" },
+          "flextell: --max-items is too large" },
+        { { "get", "//x", "--dry-run" }, "flextell: usage invalid_path: " },
+        { { "get", "//x", "--curl" }, "flextell: usage invalid_path: " },
+        { { "post", "/x", "-F", "a[b]=2", "-F", "a=1" }, "flextell: -F a=1: a is already an object" },
+        { { "post", "/x", "-F", "a=1", "-F", "a[b]=2" }, "flextell: -F a[b]=2: a is already a value" },
+        { { "post", "/x", "-F", "a[]=1", "-F", "a[x]=2" }, "flextell: -F a[x]=2: a mixes a list and named keys" },
+        { { "post", "/x", "-F", "a[x]=1", "-F", "a[]=2" }, "flextell: -F a[]=2: a mixes a list and named keys" },
+        { { "post", "/x", "-F", "x=@-", "-F", "y=@-" }, "flextell: -F y: stdin was read already (by -F x); " ..
+          "it can be read once" },
+        { { "get", "/v1/customers", "--base-url", "not a url" }, "flextell: --base-url: base_url must be an absolute" },
         { { "get", "v1/customers" }, "flextell: PATH must start with /" },
         { { "get", "/v1/customers", "--jsonl" }, "flextell: --jsonl goes with --paginate" },
         { { "post", "/v1/customers", "--paginate" }, "flextell: --paginate walks a list: use get" },
         { { "get", "/v1/customers", "--show-secrets" }, "flextell: --show-secrets goes with --curl or --dry-run" },
       }
       for _, c in ipairs(cases) do
-        local out, err, code = cli(c[1])
+        local out, err, code = cli(c[1], { stdin = "x" })
         assert.are.equal(2, code, table.concat(c[1], " ") .. ": " .. err)
         assert.are.equal("", out)
         assert.is_truthy(err:find(c[2], 1, true), err)
@@ -580,6 +600,30 @@ describe("flextell (the command) #cli", function()
       assert.are.equal("600", mode_of(cfg .. "/flextell/config.json"))
     end)
 
+    it("FLEXTELL_PROFILE naming a missing profile is refused as --profile is", function()
+      local _, err, code = cli({ "get", "/v1/customers/1" }, { env = { FLEXTELL_PROFILE = "nope" } })
+      assert.are.equal(2, code)
+      assert.matches("^flextell: no profile 'nope' in ", err)
+    end)
+
+    it("a value of the wrong type in the file is named, shown as JSON, and can be fixed", function()
+      os.execute("mkdir -p " .. q(cfg .. "/flextell"))
+      write(cfg .. "/flextell/config.json", '{"profiles":{"default":{"client_id":[1],"tenant":"abc"}}}')
+      local _, err, code = cli { "get", "/v1/customers/1" }
+      assert.are.equal(2, code)
+      assert.are.equal("flextell: profile 'default': client_id must be a string, not a JSON array\n", err)
+      local out = cli { "config", "list" }
+      assert.are.equal("client_id = [1]\ntenant = abc\n", out)
+      assert.are.equal(0, select(3, cli { "config", "unset", "client_id" }))
+      assert.are.equal(0, select(3, cli { "config", "set", "tenant", "7" }))
+      out, err, code = cli { "get", "/_echo/t" }
+      assert.are.equal(0, code, err)
+      assert.are.equal("7", json.decode(out).headers["x-tenant"])
+      _, err, code = cli { "config", "set", "base_url", "not a url" }
+      assert.are.equal(2, code)
+      assert.matches("base_url must be an absolute http:// or https:// URL", err, 1, true)
+    end)
+
     it("config set, get, unset and list; the secret is redacted", function()
       assert.are.equal(0, select(3, cli { "config", "set", "client_secret", "s3cret-value", "--profile", "work" }))
       assert.are.equal(0, select(3, cli { "config", "set", "client_id", "cid", "--profile", "work" }))
@@ -597,6 +641,9 @@ describe("flextell (the command) #cli", function()
       assert.are.equal(2, code)
       assert.matches("unknown setting 'colour'", err, 1, true)
       _, err, code = cli { "get", "/v1/customers", "--profile", "nope" }
+      assert.are.equal(2, code)
+      assert.matches("no profile 'nope'", err, 1, true)
+      _, err, code = cli { "config", "list", "--profile", "nope" }
       assert.are.equal(2, code)
       assert.matches("no profile 'nope'", err, 1, true)
       assert.are.equal("600", mode_of(cfg .. "/flextell/config.json"))
@@ -681,7 +728,7 @@ describe("flextell (the command) #cli", function()
       assert.are.equal("600", mode_of(dir .. "/tokens/default.json"))
       local conf = json.decode(read(dir .. "/config.json"))
       assert.are.same({ base_url = sb.url, client_id = "cli-client", client_secret = secret, port = port,
-        scope = "customers:read tenants:read" }, conf.profiles.default)
+        scope = "customers:read tenants:read", issuer = sb.url:match("^(http://[^/]+)") }, conf.profiles.default)
       local oauth = assert(sb:oauth())
       assert.are.equal(1, oauth.grants.authorization_code)
       -- later runs use the stored tokens, with no credentials in the environment
@@ -831,6 +878,46 @@ describe("flextell (the command) #cli", function()
       assert.are.equal(3, code)
       assert.are.equal("flextell: auth login_timeout: no answer from the browser within 2 s\n",
         err:match("(flextell: auth[^\n]*\n)"))
+    end)
+
+    it("never sends stored tokens to another server than the one that issued them", function()
+      login_ok()
+      local other = "http://127.0.0.1:" .. sandbox.launcher.free_port() .. "/api"
+      for _, o in ipairs { { { "get", "/v1/customers/1", "--base-url", other }, {} },
+        { { "get", "/v1/customers/1" }, { env = { FLEXTELL_BASE_URL = other } } } } do
+        local out, err, code = cli(o[1], o[2])
+        -- 3, not 4: nothing was sent (a connection to the closed port would be a network error)
+        assert.are.equal(3, code, err)
+        assert.are.equal("", out)
+        assert.matches("^flextell: auth other_server: the tokens of profile 'default' were issued by " ..
+          sb.url:match("^(http://[^/]+)"):gsub("%p", "%%%0") .. " and are not sent to ", err)
+      end
+      assert.are.equal(0, select(3, cli { "get", "/v1/customers/1" }))
+    end)
+
+    it("a profile without its client secret still uses the stored token, unrefreshed", function()
+      login_ok()
+      assert.are.equal(0, select(3, cli { "config", "unset", "client_secret" }))
+      local out, err, code = cli { "get", "/v1/customers/1" }
+      assert.are.equal(0, code, err)
+      assert.are.equal(CUSTOMER_1 .. "\n", out)
+      out = cli { "status" }
+      assert.matches("(not refreshed: the profile has no client secret)", out, 1, true)
+    end)
+
+    it("an unreadable token file: exit 3 with a hint, and login replaces it", function()
+      login_ok()
+      local path = cfg .. "/flextell/tokens/default.json"
+      write(path, "garbage{")
+      local _, err, code = cli { "get", "/v1/customers/1" }
+      assert.are.equal(3, code)
+      assert.matches("^flextell: auth token_store_error: the token store failed to load: ", err)
+      assert.matches("(flextell logout removes the stored tokens; then flextell login)\n", err, 1, true)
+      os.remove(browser_dir .. "/url")
+      local msg = login_ok()
+      assert.matches("the stored tokens could not be read", msg, 1, true)
+      assert.are.equal("garbage{", read(path .. ".unreadable"))
+      assert.are.equal(0, select(3, cli { "get", "/v1/customers/1" }))
     end)
 
     it("logout forgets the tokens; the next call needs a login", function()

@@ -220,6 +220,15 @@ describe("faults", function()
       assert.are.equal("timeout", err.code)
     end)
 
+    it("keeps a timeout shorter than a millisecond a timeout (never 0, libcurl's 'no limit')", function()
+      arm { path = "/api/v1/customers/1", fault = "delay", seconds = 3 }
+      local c = flextell.new { base_url = sb.url, token = sb.token, connect_timeout = 0.0001, max_retries = 0 }
+      local _, err = c:get("/v1/customers/1", nil, { timeout = 0.0001 })
+      assert.are.equal("timeout", err.kind)
+      assert.is_true(err.code == "timeout" or err.code == "connect_timeout", err.code)
+      c:close()
+    end)
+
     it("refuses a body larger than max_response_bytes while it streams", function()
       arm { path = "/api/v1/customers", fault = "huge", bytes = 20 * 1024 * 1024 }
       local c = flextell.new { base_url = sb.url, token = sb.token, max_response_bytes = 1024 * 1024 }

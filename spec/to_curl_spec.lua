@@ -56,6 +56,14 @@ describe("client:to_curl", function()
     replays(client, { method = "GET", path = "/_echo/g", query = { ids = { 1, 2 } } })
   end)
 
+  it("replays dot segments as written (--path-as-is), and only then adds it", function()
+    local client = flextell.new { base_url = sb.https_url, ca_file = sb.ca_file, token = sb.token }
+    local seen = replays(client, { method = "GET", path = "/_echo/../_echo/x/./y" })
+    assert.are.equal("/api/_echo/../_echo/x/./y", seen.uri)
+    assert.matches(" --path-as-is ", client:to_curl { path = "/a/.." }, 1, true)
+    assert.is_nil(client:to_curl({ path = "/a/..b/c.d" }):find("path-as-is", 1, true))
+  end)
+
   it("replays writes without a body, Content-Length: 0 included", function()
     local client = flextell.new { base_url = sb.https_url, ca_file = sb.ca_file, token = sb.token }
     for _, method in ipairs { "POST", "PUT", "PATCH" } do

@@ -165,8 +165,17 @@ static int error_tostring(lua_State *L)
   parts++;
   parts += push_first_field(L, 1);
   if (method != NULL && url != NULL) {
-    lua_pushfstring(L, " (%s %s)", method, url);
-    parts++;
+    /* one line stays one readable line: a URL of kilobytes (a huge query) is cut; err.url has it */
+    size_t n = strlen(url);
+    if (n > 300) {
+      lua_pushfstring(L, " (%s ", method);
+      lua_pushlstring(L, url, 300);
+      lua_pushfstring(L, "... (%d more bytes))", (int)(n - 300));
+      parts += 3;
+    } else {
+      lua_pushfstring(L, " (%s %s)", method, url);
+      parts++;
+    }
   }
   lua_concat(L, parts);
   return 1;

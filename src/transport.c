@@ -116,9 +116,11 @@ static double parse_retry_after(const fx_buf *h)
 
 /* ---- the transfer ---------------------------------------------------------------------------- */
 
+/* Seconds -> libcurl's milliseconds, rounded up and at least 1: 0 would mean "no limit". */
 static long ms(double s)
 {
-  return s <= 0 ? 1 : (long)(s * 1000 + 0.5);
+  double v = ceil(s * 1000);
+  return v < 1 ? 1 : v > 2147483647.0 ? 2147483647L : (long)v;
 }
 
 /* String options are copied by libcurl, so setting one can run out of memory: then the call

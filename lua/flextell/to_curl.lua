@@ -39,6 +39,9 @@ function M.install(methods)
     elseif prepared.no_proxy then
       out[#out + 1] = "--noproxy '*'"
     end
+    -- the library sends "." and ".." segments as written; curl would resolve them without this
+    local path = prepared.url:match("^%a[%w+.-]*://[^/]*(/[^?#]*)") or ""
+    if ("/" .. path .. "/"):find("/%.%.?/") then out[#out + 1] = "--path-as-is" end
     out[#out + 1] = quote(prepared.url)
     for _, h in ipairs(prepared.headers) do
       -- curl's syntax for a header with an empty value is "Name;" ("Name:" drops it)

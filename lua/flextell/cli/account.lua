@@ -97,6 +97,7 @@ local function save_profile(s, a)
   return config.update(function(conf)
     local p = conf.profiles[s.profile] or {}
     p.base_url = s.base_url ~= config.DEFAULT_BASE_URL and s.base_url or nil
+    p.issuer = config.origin(s.base_url) -- the tokens go to this origin only
     p.client_id, p.client_secret = s.client_id, s.client_secret
     if s.port ~= config.DEFAULT_PORT then p.port = s.port end
     if a.scope then p.scope = a.scope end
@@ -127,14 +128,23 @@ function M.login(a, s)
     return 2
   end
   local redirect_uri = config.redirect_uri(s.port)
-  local ok, client = pcall(flextell.new, {
+  local opts = {
     base_url = s.base_url, ca_file = s.ca_file, client_id = s.client_id, client_secret = s.client_secret,
     redirect_uri = redirect_uri, token_store = flextell.token_file(s.token_path),
     user_agent = "flextell-cli/" .. flextell._VERSION,
-  })
+  }
+  local ok, client = pcall(flextell.new, opts)
+  if not ok and flextell.is_error(client) and (client.code == "token_store_error" or client.code == "io_error") then
+    -- an unreadable token file is what login replaces: keep it aside, start afresh
+    local aside = s.token_path .. ".unreadable"
+    os.rename(s.token_path, aside)
+    output.note("flextell: the stored tokens could not be read (" .. output.printable(client.message) ..
+      "); moved them to " .. aside)
+    ok, client = pcall(flextell.new, opts)
+  end
   if not ok then
-    output.error(client)
-    return 2
+    output.error(flextell.is_error(client) and client or tostring(client):gsub("^[^:]*:%d+: ", ""))
+    return flextell.is_error(client) and output.exit_code(client) or 2
   end
   local url, state, verifier = client:authorize_url { scope = s.scope, pkce = true }
   local tokens, err
@@ -216,6 +226,15 @@ function M.status(_, s, client, how)
   local code = 0
   if how == "token" then
     line("token", redact(s.token) .. " from FLEXTELL_TOKEN (expiry unknown; not refreshed)")
+  elseif how == "stored" then
+    local t = flextell.token_file(s.token_path):load() or {}
+    line("token", redact(t.access_token) .. " from " .. s.token_path ..
+      " (not refreshed: the profile has no client secret)")
+    if t.expires_at then
+      local left = t.expires_at - require("flextell.core").time()
+      line("expires", when(t.expires_at) .. (left > 0 and string.format(" (in %d min)", math.floor(left / 60))
+        or " (expired: set the client secret, or log in again)"))
+    end
   elseif how == "oauth" then
     local t = client:tokens()
     if t and t.access_token then
@@ -224,7 +243,7 @@ function M.status(_, s, client, how)
       if t.expires_at then
         local left = t.expires_at - require("flextell.core").time()
         line("expires", when(t.expires_at) .. (left > 0 and string.format(" (in %d min)", math.floor(left / 60))
-          or " (expired: refreshed on the next call)"))
+          or t.refresh_token and " (expired: refreshed on the next call)" or " (expired: log in again)"))
       end
       if t.scope then line("scope", t.scope) end
     else

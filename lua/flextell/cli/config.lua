@@ -125,7 +125,21 @@ function M.check(key, value)
     return n
   end
   if value == "" then return nil, key .. " must not be empty" end
+  if value:find("[%z\1-\31\127]") then return nil, key .. " must not contain control characters" end
+  if (key == "base_url") and not value:match("^[hH][tT][tT][pP][sS]?://[^/%s?#]+[^%s]*$") then
+    return nil, "base_url must be an absolute http:// or https:// URL, such as " .. M.DEFAULT_BASE_URL
+  end
   return value
+end
+
+--- The origin (scheme://host:port, lower-case) of a URL; tokens belong to the origin that issued
+-- them.
+function M.origin(url)
+  local scheme, host = tostring(url):match("^(%a[%w+.-]*)://([^/?#]+)")
+  if not scheme then return nil end
+  scheme, host = scheme:lower(), host:lower():gsub("^.*@", "")
+  if not host:match(":%d+$") then host = host .. (scheme == "https" and ":443" or ":80") end
+  return scheme .. "://" .. host
 end
 
 --- Resolves every setting for a run: flags (a table keyed like the profile) > environment >
@@ -134,10 +148,12 @@ end
 function M.resolve(flags, profile_name, allow_new)
   local conf, path = M.load()
   if not conf then return nil, path end
-  local name = profile_name or getenv("FLEXTELL_PROFILE") or "default"
+  local named = profile_name or getenv("FLEXTELL_PROFILE")
+  local name = named or "default"
   local profile = conf.profiles[name]
-  if profile == nil and profile_name ~= nil and name ~= "default" and not allow_new then
-    return nil, "no profile '" .. name .. "' in " .. path .. " (flextell login --profile " .. name .. " makes one)"
+  if profile == nil and named ~= nil and name ~= "default" and not allow_new then
+    return nil, "no profile '" .. name .. "' in " .. path .. " (flextell login --profile " .. name ..
+      " or flextell config set --profile " .. name .. " makes one)"
   end
   profile = profile or {}
   local s, where = { profile = name, config_path = path }, {}
@@ -146,7 +162,13 @@ function M.resolve(flags, profile_name, allow_new)
     if v == nil and M.KEYS[key].env then v, from = getenv(M.KEYS[key].env), "env" end
     if v == nil then v, from = profile[key], "profile" end
     if v ~= nil then
-      local checked, err = M.check(key, tostring(v))
+      local checked, err
+      if type(v) ~= "string" and not (type(v) == "number" and M.KEYS[key].integer) then
+        err = key .. " must be " .. (M.KEYS[key].integer and "a whole number" or "a string") .. ", not " ..
+          (type(v) == "table" and "a JSON " .. (#v > 0 and "array" or "object") or type(v))
+      else
+        checked, err = M.check(key, tostring(v))
+      end
       if checked == nil then
         local src = from == "env" and M.KEYS[key].env or from == "flag" and "--" .. key:gsub("_", "-") or
           ("profile '" .. name .. "'")
@@ -160,6 +182,9 @@ function M.resolve(flags, profile_name, allow_new)
   s.token = getenv("FLEXTELL_TOKEN")
   if s.token then where.token = "env" end
   s.token_path = (M.dir() or ".") .. "/tokens/" .. name .. ".json"
+  -- the origin whose server issued the profile's tokens (recorded by login)
+  s.issuer = type(profile.issuer) == "string" and profile.issuer or
+    M.origin(type(profile.base_url) == "string" and profile.base_url or M.DEFAULT_BASE_URL)
   return s, where
 end
 
@@ -168,25 +193,67 @@ function M.redirect_uri(port)
   return "http://127.0.0.1:" .. port .. "/callback"
 end
 
---- A client for the settings: a static token (FLEXTELL_TOKEN), else the profile's OAuth client
--- with its token file. Returns client, how ("token" | "oauth" | "none") or raises a usage error
--- message for bad settings (caught by the caller).
+local function fail(kind, code, message)
+  return setmetatable({ kind = kind, code = code, message = message }, lib().Error)
+end
+
+--- A client for the settings. Returns client, how, or nil, err (a flextell.Error):
+--   "token"  FLEXTELL_TOKEN, used as it is;
+--   "oauth"  the profile's OAuth client with its token file (tokens refresh and are saved);
+--   "stored" the token file's access token without the client secret to refresh it;
+--   "none"   nothing to authenticate with.
+-- Stored tokens go only to the origin that issued them: a base URL of another origin (a flag,
+-- FLEXTELL_BASE_URL) is refused with auth other_server rather than sending them there.
+-- Bad settings (a base URL the library refuses...) are usage errors.
 function M.client(s, extra)
   local flextell = lib()
   local opts = { base_url = s.base_url, ca_file = s.ca_file, user_agent = "flextell-cli/" .. flextell._VERSION }
   for k, v in pairs(extra or {}) do opts[k] = v end
+  if s.tenant then opts.tenant = s.tenant end
   local how = "none"
+  local store
   if s.token then
     opts.token, how = s.token, "token"
-  elseif s.client_id and s.client_secret then
-    opts.client_id, opts.client_secret = s.client_id, s.client_secret
-    opts.redirect_uri = M.redirect_uri(s.port)
-    local dir = M.ensure_dir()
-    if dir then opts.token_store = flextell.token_file(s.token_path) end
-    how = "oauth"
+  else
+    local f = io.open(s.token_path, "rb")
+    local has_file = f ~= nil and f:read(1) ~= nil
+    if f then f:close() end
+    if has_file then
+      if M.origin(s.base_url) ~= s.issuer then
+        return nil, fail("auth", "other_server", "the tokens of profile '" .. s.profile .. "' were issued by " ..
+          tostring(s.issuer) .. " and are not sent to " .. tostring(M.origin(s.base_url)) ..
+          "; log in to that server under another profile (flextell login --profile NAME --base-url URL), " ..
+          "or give its token in FLEXTELL_TOKEN")
+      end
+      store = flextell.token_file(s.token_path)
+    end
+    if s.client_id and s.client_secret then
+      opts.client_id, opts.client_secret = s.client_id, s.client_secret
+      opts.redirect_uri = M.redirect_uri(s.port)
+      if store then opts.token_store = store elseif M.ensure_dir() then
+        opts.token_store = flextell.token_file(s.token_path)
+      end
+      how = "oauth"
+    elseif store then
+      local tokens, err = store:load()
+      if tokens == nil and err ~= nil then return nil, err end
+      if tokens and tokens.access_token then opts.token, how = tokens.access_token, "stored" end
+    end
   end
-  if s.tenant then opts.tenant = s.tenant end
-  return flextell.new(opts), how
+  local ok, client = pcall(flextell.new, opts)
+  if not ok then
+    if flextell.is_error(client) then
+      if client.code == "token_store_error" or client.code == "io_error" then
+        client.message = client.message .. " (flextell logout removes the stored tokens; then flextell login)"
+      end
+      return nil, client
+    end
+    local msg = tostring(client):gsub("^[^:]*:%d+: ", ""):gsub("^flextell%.new: ", "")
+      :gsub("option 'base_url'", "the base URL " .. s.base_url):gsub("option 'ca_file'", "the CA file")
+      :gsub("option 'token'", "FLEXTELL_TOKEN"):gsub(" %(set allow_http = true to allow it%)", " (use https://)")
+    return nil, fail("usage", "invalid_setting", msg)
+  end
+  return client, how
 end
 
 return M

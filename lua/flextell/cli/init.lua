@@ -28,6 +28,7 @@ Exit codes:
 local function integer(name, min, max)
   return function(s)
     local n = s:match("^%d+$") and math.tointeger(tonumber(s))
+    if s:match("^%d+$") and not n then return nil, name .. " is too large" end
     if not n or n < min or (max and n > max) then
       return nil, name .. " must be a whole number" .. (max and (" from " .. min .. " to " .. max) or (" >= " .. min))
     end
@@ -100,9 +101,11 @@ local function build_parser()
     io.stdout:write("flextell ", require("flextell")._VERSION, "\n")
     os.exit(0)
   end)
+  local commands = {}
   for _, v in ipairs(VERBS) do
     local cmd = p:command(v[1], v[2]):epilog(EPILOG)
     api_options(cmd)
+    commands[v[1]] = cmd
   end
   local login = p:command("login", "Log in with the Authorization Code grant (loopback redirect, PKCE) " ..
     "and save the tokens for the profile."):epilog(EPILOG)
@@ -135,7 +138,9 @@ local function build_parser()
   local unset = cfg:command("unset", "Remove a setting from the profile.")
   unset:argument("key", "One of: " .. table.concat(config.ORDER, ", ") .. ".")
   common(unset)
+  commands.login, commands.tenants, commands.config = login, tenants, cfg
   local sb = p:command("sandbox", "Run the local Flextell sandbox in the background.")
+  commands.sandbox = sb
   sb:command_target("sandbox_command")
   local start = sb:command("start", "Start it (or find the running one) and print shell exports: " ..
     "eval \"$(flextell sandbox start)\".")
@@ -144,7 +149,7 @@ local function build_parser()
   common(start)
   common(sb:command("stop", "Stop it."))
   common(sb:command("status", "Print its exports; exit 1 when none is running."))
-  return p
+  return p, commands
 end
 
 M.parser = build_parser
@@ -155,13 +160,11 @@ local function settings(a)
   if a.command == "login" then
     flags.client_id, flags.client_secret, flags.port, flags.scope = a.client_id, a.client_secret, a.port, a.scope
   end
-  return config.resolve(flags, a.profile, a.command == "login" or (a.command == "config" and a.config_command == "set"))
+  return config.resolve(flags, a.profile, a.command == "login")
 end
 
 local function make_client(s, a)
-  local ok, client, how = pcall(config.client, s, { timeout = a.timeout, max_retries = a.max_retries })
-  if not ok then return nil, tostring(client):gsub("^[^:]*:%d+: ", "") end
-  return client, how
+  return config.client(s, { timeout = a.timeout, max_retries = a.max_retries })
 end
 
 local function need_login(s)
@@ -170,7 +173,7 @@ local function need_login(s)
 end
 
 local function logged_in(client, how)
-  if how == "token" then return true end
+  if how == "token" or how == "stored" then return true end
   if how ~= "oauth" then return false end
   local t = client:tokens()
   return t ~= nil and t.access_token ~= nil
@@ -193,7 +196,12 @@ local function api(a, s)
   local ok, code = xpcall(function()
     if a.curl then
       req.reveal_token = a.show_secrets or nil
-      output.out(client:to_curl(req), "\n")
+      local line, cerr = client:to_curl(req)
+      if not line then
+        output.error(cerr)
+        return output.exit_code(cerr)
+      end
+      output.out(line, "\n")
       return 0
     elseif a.dry_run then
       return request.dry_run(client, req, a.show_secrets)
@@ -213,16 +221,27 @@ local function api(a, s)
   return code
 end
 
-local function config_command(a, s)
+-- A value of the config file as text (a string as it is, anything else as JSON).
+local function shown(v)
+  if type(v) == "string" then return v end
+  return require("flextell").json.encode(v) or tostring(v)
+end
+
+local function config_command(a)
   local conf, path = config.load()
   if not conf then return nil, path end
-  local name = s.profile
-  local p = conf.profiles[name] or {}
+  local name = a.profile or os.getenv("FLEXTELL_PROFILE")
+  if name == "" then name = nil end
   local sub = a.config_command
+  if name and name ~= "default" and conf.profiles[name] == nil and sub ~= "set" then
+    return nil, "no profile '" .. name .. "' in " .. path
+  end
+  name = name or "default"
+  local p = conf.profiles[name] or {}
   if sub == "list" then
     for _, k in ipairs(config.ORDER) do
       if p[k] ~= nil then
-        output.out(k, " = ", config.KEYS[k].secret and "<redacted>" or tostring(p[k]), "\n")
+        output.out(k, " = ", config.KEYS[k].secret and "<redacted>" or shown(p[k]), "\n")
       end
     end
     return 0
@@ -232,7 +251,7 @@ local function config_command(a, s)
   end
   if sub == "get" then
     if p[a.key] == nil then return 1 end
-    output.out(tostring(p[a.key]), "\n")
+    output.out(shown(p[a.key]), "\n")
     return 0
   end
   local v, err
@@ -252,9 +271,11 @@ local function config_command(a, s)
 end
 
 local function run(a)
+  local cmd = a.command
+  -- config reads and repairs the file itself: a bad value elsewhere must not lock it out
+  if cmd == "config" then return config_command(a) end
   local s, err = settings(a)
   if not s then return nil, err end
-  local cmd = a.command
   if cmd == "get" or cmd == "post" or cmd == "put" or cmd == "patch" or cmd == "delete" then
     return api(a, s)
   elseif cmd == "login" then
@@ -275,8 +296,6 @@ local function run(a)
     end
     client:close()
     return code
-  elseif cmd == "config" then
-    return config_command(a, s)
   elseif cmd == "sandbox" then
     return require("flextell.cli.sandbox")[a.sandbox_command](a)
   end
@@ -285,10 +304,18 @@ end
 
 --- Runs the command line args (a list of strings); returns the exit code.
 function M.main(args)
-  local parser = build_parser()
+  local parser, commands = build_parser()
   local ok, a = parser:pparse(args)
   if not ok then
-    io.stderr:write(parser:get_usage(), "\n\nflextell: ", a, "\n(flextell --help, or flextell help COMMAND)\n")
+    -- the usage of the command the error is about, when the line names one
+    local usage_of = parser
+    for _, word in ipairs(args) do
+      if commands[word] then
+        usage_of = commands[word]
+        break
+      end
+    end
+    io.stderr:write(usage_of:get_usage(), "\n\nflextell: ", a, "\n(flextell --help, or flextell help COMMAND)\n")
     return 2
   end
   if not a.command then
@@ -310,7 +337,7 @@ function M.main(args)
   end
   if code == nil then
     output.error(err)
-    return 2
+    return output.exit_code(err)
   end
   if not output.flush() then
     output.error("cannot write the output (" .. tostring(output.write_error) .. ")")

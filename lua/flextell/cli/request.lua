@@ -13,9 +13,15 @@ local function usage(msg)
   return nil, msg
 end
 
+local stdin_used
+
 local function read_source(spec, what)
   local f, err, s
   if spec == "-" then
+    if stdin_used then
+      return nil, what .. ": stdin was read already (by " .. stdin_used .. "); it can be read once"
+    end
+    stdin_used = what
     f = io.stdin
   else
     f, err = io.open(spec, "rb")
@@ -88,33 +94,40 @@ local function key_path(k)
   return out
 end
 
--- Puts value at key path p into t (gh api's field syntax: a[b]=1, a[]=1).
+-- Puts value at key path p into t (gh api's field syntax: a[b]=1, a[]=1). A name holds an
+-- object, a list or a value, whatever order the flags come in: a clash is refused, never a
+-- silent overwrite or a table the encoder cannot send.
 local function put(t, p, value, flag, raw)
+  local is_list = function(x) return getmetatable(x) == getmetatable(flextell.array {}) end
+  local function clash(name, what)
+    return nil, flag .. " " .. raw .. ": " .. name .. " " .. what
+  end
   for i = 1, #p - 1 do
     local k, nextk = p[i], p[i + 1]
-    if k == "" then -- a[][x]: a new object appended
-      local new = {}
-      t[#t + 1] = new
-      t = new
+    local want_list = nextk == ""
+    local cur
+    if k == "" then -- a[][x]: a new object appended to the list
+      cur = nil
     else
-      local cur = t[k]
-      if cur == nil then
-        cur = nextk == "" and flextell.array {} or {}
-        t[k] = cur
-      elseif type(cur) ~= "table" then
-        return nil, flag .. " " .. raw .. ": " .. k .. " is already a value"
-      end
-      t = cur
+      cur = t[k]
     end
+    if cur == nil then
+      cur = want_list and flextell.array {} or {}
+      if k == "" then t[#t + 1] = cur else t[k] = cur end
+    elseif type(cur) ~= "table" then
+      return clash(k, "is already a value")
+    elseif is_list(cur) ~= want_list then
+      return clash(k, "mixes a list and named keys")
+    end
+    t = cur
   end
   local last = p[#p]
   if last == "" then
     t[#t + 1] = value
+  elseif type(t[last]) == "table" then
+    return clash(last, "is already " .. (is_list(t[last]) and "a list" or "an object"))
   else
-    if getmetatable(t) == getmetatable(flextell.array {}) then
-      return nil, flag .. " " .. raw .. ": mixes a list and named keys"
-    end
-    t[last] = value
+    t[last] = value -- a value given again: the last wins
   end
   return true
 end
@@ -236,7 +249,11 @@ end
 -- the body.
 function M.dry_run(client, req, show_secrets)
   req.reveal_token = show_secrets or nil
-  local p = client:prepare(req)
+  local p, err = client:prepare(req)
+  if not p then
+    output.error(err)
+    return output.exit_code(err)
+  end
   local out = { p.method .. " " .. p.url }
   for _, h in ipairs(p.headers) do out[#out + 1] = h end
   output.out(table.concat(out, "\n"), "\n\n")
