@@ -639,7 +639,7 @@ describe("flextell (the command) #cli", function()
       assert.are.equal("flextell: port must be a port number (1-65535)\n", err)
       _, err, code = cli { "config", "set", "colour", "x" }
       assert.are.equal(2, code)
-      assert.matches("unknown setting 'colour'", err, 1, true)
+      assert.matches("argument 'key' must be one of 'base_url', ", err, 1, true)
       _, err, code = cli { "get", "/v1/customers", "--profile", "nope" }
       assert.are.equal(2, code)
       assert.matches("no profile 'nope'", err, 1, true)
@@ -648,6 +648,10 @@ describe("flextell (the command) #cli", function()
       assert.matches("no profile 'nope'", err, 1, true)
       assert.are.equal("600", mode_of(cfg .. "/flextell/config.json"))
       assert.are.equal("700", mode_of(cfg .. "/flextell"))
+      os.execute("chmod 755 " .. q(cfg .. "/flextell") .. " " .. q(cfg .. "/flextell/tokens"))
+      assert.are.equal(0, select(3, cli { "config", "set", "scope", "x" }))
+      assert.are.equal("700", mode_of(cfg .. "/flextell"))
+      assert.are.equal("700", mode_of(cfg .. "/flextell/tokens"))
       write(cfg .. "/flextell/config.json", "[1]")
       _, err, code = cli { "get", "/v1/customers" }
       assert.are.equal(2, code)
@@ -805,21 +809,30 @@ describe("flextell (the command) #cli", function()
       assert.are.equal(0, select(3, cli { "get", "/v1/customers/1" }))
     end)
 
-    it("a wrong state, a denial or a busy port fail with the right exit code and save nothing", function()
+    it("redirects without this login's state are answered 400 and ignored; the real one logs in", function()
       local wait = start_login()
       local url = opened_url()
       local location = assert(sb:approve(url))
-      local page, status = land((location:gsub("state=[^&]+", "state=forged")))
-      assert.are.equal("400", status)
-      assert.matches("state_mismatch", page, 1, true)
-      local _, err, code = wait()
-      assert.are.equal(3, code)
-      assert.matches("flextell: auth state_mismatch: ", err, 1, true)
-      assert.is_nil(read(cfg .. "/flextell/config.json"))
+      for _, forged in ipairs { (location:gsub("state=[^&]+", "state=forged")), "http://127.0.0.1:" .. port ..
+        "/callback", "http://127.0.0.1:" .. port .. "/callback?error=access_denied" } do
+        local page, status = land(forged)
+        assert.are.equal("400", status)
+        assert.matches("This is not the redirect flextell login is waiting for", page, 1, true)
+      end
       assert.is_nil(read(cfg .. "/flextell/tokens/default.json"))
+      assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
+      local page, status = land(location)
+      assert.are.equal("200", status)
+      assert.matches("<h1>Logged in</h1>", page, 1, true)
+      local _, err, code = wait()
+      assert.are.equal(0, code, err)
+      local _, ignored = err:gsub("flextell: ignored a redirect to /callback whose state does not match", "")
+      assert.are.equal(3, ignored)
+    end)
 
-      os.remove(browser_dir .. "/url")
-      wait = start_login()
+    it("a denial, a busy port or missing credentials fail with the right exit code and save nothing", function()
+      local page, status, err, code, location, _
+      local wait = start_login()
       location = assert(sb:deny(opened_url()))
       page, status = land(location)
       assert.are.equal("400", status)
@@ -844,15 +857,12 @@ describe("flextell (the command) #cli", function()
       assert.matches("login needs the OAuth client's id and secret", err, 1, true)
     end)
 
-    it("a callback without a query is refused as a forged redirect, without a token request", function()
-      local wait = start_login()
-      opened_url()
-      local page, status = land("http://127.0.0.1:" .. port .. "/callback")
-      assert.are.equal("400", status)
-      assert.matches("state_mismatch", page, 1, true)
-      local _, err, code = wait()
-      assert.are.equal(3, code)
-      assert.matches("flextell: auth state_mismatch: ", err, 1, true)
+    it("--no-browser refuses pasted text that is not the redirect URL", function()
+      local _, err, code = run({ "login", "--no-browser", "--port", tostring(port) }, { config = cfg, stdin = "garbage\n",
+        env = { FLEXTELL_BASE_URL = sb.url, FLEXTELL_CLIENT_ID = "cli-client", FLEXTELL_CLIENT_SECRET = secret } })
+      assert.are.equal(2, code)
+      assert.matches("\nflextell: login: paste the whole address the browser was sent to (http://127.0.0.1:" .. port ..
+        "/callback?code=...)\n$", err)
       assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
     end)
 
@@ -1005,6 +1015,24 @@ describe("flextell (the command) #cli", function()
       _, err, code = cli({ "get", "/v1/customers/1", "--max-retries", "0" }, { env = vars })
       assert.are.equal(4, code)
       assert.matches("connect_failed", err, 1, true)
+    end)
+
+    it("a busy port and an unreadable state file are usage errors that say what to do", function()
+      env = {}
+      local socket = require "socket"
+      local busy_port = sandbox.launcher.free_port()
+      local busy = assert(socket.bind("127.0.0.1", busy_port))
+      local _, err, code = cli { "sandbox", "start", "--port", tostring(busy_port) }
+      busy:close()
+      assert.are.equal(2, code)
+      assert.are.equal("flextell: sandbox: port " .. busy_port .. " is already in use\n", err)
+      os.execute("mkdir -p " .. q(cfg .. "/flextell"))
+      write(cfg .. "/flextell/sandbox.json", "garbage")
+      for _, sub in ipairs { "start", "stop", "status" } do
+        _, err, code = cli { "sandbox", sub }
+        assert.are.equal(2, code, sub)
+        assert.matches("sandbox.json cannot be read as the sandbox's state; if no sandbox runs, remove it", err, 1, true)
+      end
     end)
   end)
 

@@ -40,6 +40,11 @@ function M.open_browser(url)
     cmd = "xdg-open"
   end
   if not cmd then return false end
+  local program = cmd:match("^%s*(%S+)")
+  if not program or os.execute("command -v " .. quote(program) .. " >/dev/null 2>&1") ~= true then
+    output.note("flextell: could not start the browser (" .. cmd .. ": not found); open the URL yourself")
+    return false
+  end
   local line
   if cmd:find("%s", 1, true) then
     line = cmd:gsub("%%s", (quote(url):gsub("%%", "%%%%")))
@@ -52,7 +57,7 @@ end
 
 -- Reads one HTTP request from a loopback connection: method, target; nil on a bad request.
 local function read_request(conn)
-  conn:settimeout(10)
+  conn:settimeout(3) -- one connection at a time: an idle one must not hold the real redirect up
   local line = conn:receive("*l")
   if not line then return nil end
   local method, target = line:match("^(%u+) (%S+) HTTP/1%.[01]\r?$")
@@ -63,8 +68,23 @@ local function read_request(conn)
   return method, target
 end
 
+-- The value of one query parameter of a request target, percent-decoded; nil when absent.
+local function query_param(target, name)
+  local query = target:match("%?([^#]*)")
+  if not query then return nil end
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    if k == name then
+      return (v:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+  end
+  return nil
+end
+
 -- Waits on the loopback listener for the browser's redirect; exchanges the code. Returns
--- tokens or nil, err.
+-- tokens or nil, err. A request to /callback without this login's state (a stale tab, or a
+-- page that forges a redirect to the loopback port) is answered 400 and ignored: only the
+-- redirect of this authorization can end the wait, so no web page can cut a login short.
 local function wait_for_browser(client, server, port, state, verifier, timeout)
   local socket = require "socket"
   server:settimeout(0.25)
@@ -74,7 +94,13 @@ local function wait_for_browser(client, server, port, state, verifier, timeout)
     if conn then
       local method, target = read_request(conn)
       local path = target and target:match("^([^?#]*)")
-      if method == "GET" and path == "/callback" then
+      if method == "GET" and path == "/callback" and query_param(target, "state") ~= state then
+        respond(conn, 400, "Bad Request", page("Not this login",
+          "This is not the redirect flextell login is waiting for (its state does not match); it keeps waiting."))
+        conn:close()
+        output.note("flextell: ignored a redirect to /callback whose state does not match " ..
+          "(a stale tab, or a forged redirect); still waiting")
+      elseif method == "GET" and path == "/callback" then
         local tokens, err = client:exchange_code("http://127.0.0.1:" .. port .. target,
           { state = state, code_verifier = verifier })
         if tokens then
@@ -84,9 +110,10 @@ local function wait_for_browser(client, server, port, state, verifier, timeout)
         end
         conn:close()
         return tokens, err
+      else
+        respond(conn, 404, "Not Found", page("Not found", "flextell login waits on /callback only."))
+        conn:close()
       end
-      respond(conn, 404, "Not Found", page("Not found", "flextell login waits on /callback only."))
-      conn:close()
     end
   end
   return nil, setmetatable({ kind = "auth", code = "login_timeout",
@@ -154,12 +181,19 @@ function M.login(a, s)
       "Paste that whole address here: ")
     io.stderr:flush()
     local line = io.stdin:read("l")
+    if not output.isatty(0) then io.stderr:write("\n") end -- no echo ended the prompt's line
     if not line or line:match("^%s*$") then
       client:close()
       output.error("login: no redirect URL given")
       return 2
     end
-    tokens, err = client:exchange_code(line:match("^%s*(.-)%s*$"), { state = state, code_verifier = verifier })
+    local pasted = line:match("^%s*(.-)%s*$")
+    if not pasted:match("^https?://") then
+      client:close()
+      output.error("login: paste the whole address the browser was sent to (" .. redirect_uri .. "?code=...)")
+      return 2
+    end
+    tokens, err = client:exchange_code(pasted, { state = state, code_verifier = verifier })
   else
     local socket = require "socket"
     local server, berr = socket.bind("127.0.0.1", s.port)

@@ -52,7 +52,9 @@ end
 function M.ensure_dir()
   local dir, err = M.dir()
   if not dir then return nil, err end
-  local ok = os.execute("umask 077 && mkdir -p " .. quote(dir .. "/tokens") .. " 2>/dev/null")
+  -- chmod too: a folder made earlier with looser modes is tightened
+  local ok = os.execute("umask 077 && mkdir -p " .. quote(dir .. "/tokens") .. " 2>/dev/null && chmod 700 " ..
+    quote(dir) .. " " .. quote(dir .. "/tokens"))
   if ok ~= true and ok ~= 0 then return nil, "cannot create " .. dir end
   return dir
 end

@@ -22,18 +22,29 @@ local function state_path()
   return dir and (dir .. "/sandbox.json")
 end
 
--- The running sandbox: a handle, or nil when none answers.
-local function running()
+-- The sandbox the state file names: handle, answering (true when it answers); nil when there
+-- is no state file; nil, message when the file cannot be read.
+local function recorded()
   local path = state_path()
   local f = path and io.open(path, "rb")
   if not f then return nil end
   local text = f:read("a")
   f:close()
   local ok, t = pcall(flextell.json.decode, text)
-  if not ok or type(t) ~= "table" or type(t.prefix) ~= "string" then return nil end
+  if not ok or type(t) ~= "table" or type(t.prefix) ~= "string" then
+    return nil, path .. " cannot be read as the sandbox's state; if no sandbox runs, remove it " ..
+      "(a running one: stop its nginx, whose prefix is a flextell-sandbox.* folder under $TMPDIR or /tmp)"
+  end
   local sb = require("flextell.sandbox").attach(t.prefix)
-  if sb and sb:control("GET", "/_sandbox/health") ~= nil then return sb end
-  return nil
+  if not sb then return nil end
+  return sb, sb:control("GET", "/_sandbox/health") ~= nil
+end
+
+-- The running sandbox, or nil (, message when the state file is unreadable).
+local function running()
+  local sb, answering = recorded()
+  if sb and answering then return sb end
+  return nil, answering
 end
 
 local function exports(sb)
@@ -57,9 +68,16 @@ local function explain(sb, url, already)
 end
 
 function M.start(a)
-  local sb = running()
+  local sb, unreadable = running()
+  if unreadable then
+    output.error(unreadable)
+    return 2
+  end
   if sb then
     explain(sb, exports(sb), true)
+    if a.tls or a.port then
+      output.note("flextell: --tls and --port apply to a new sandbox: stop this one first (flextell sandbox stop)")
+    end
     return 0
   end
   local dir, derr = config.ensure_dir()
@@ -74,8 +92,9 @@ function M.start(a)
       redirect_uris = { "http://127.0.0.1/callback", config.redirect_uri(config.DEFAULT_PORT) } } },
   }
   if not sb then
+    err = tostring(err):gsub("^flextell%.sandbox: ", "sandbox: ")
     output.error(err)
-    return 4
+    return err:match("is already in use") and 2 or 4
   end
   sb:detach()
   local ok, serr = pcall(core.save_private_file, state_path(), flextell.json.encode { prefix = sb.prefix } .. "\n")
@@ -90,21 +109,28 @@ function M.start(a)
 end
 
 function M.stop()
-  local sb = running()
+  local sb, answering = recorded()
+  if sb == nil and answering then -- an unreadable state file
+    output.error(answering)
+    return 2
+  end
   if not sb then
-    os.remove(state_path() or "")
     output.note("No sandbox is running.")
     return 0
   end
   sb.detached = false
-  sb:stop()
+  sb:stop() -- also when nginx died: its prefix folder goes too
   os.remove(state_path())
-  output.note("Sandbox stopped.")
+  output.note(answering and "Sandbox stopped." or "The sandbox had stopped answering; its files are removed.")
   return 0
 end
 
 function M.status()
-  local sb = running()
+  local sb, unreadable = running()
+  if unreadable then
+    output.error(unreadable)
+    return 2
+  end
   if not sb then
     output.note("No sandbox is running (start one with: flextell sandbox start).")
     return 1
