@@ -861,8 +861,9 @@ describe("flextell (the command) #cli", function()
       local _, err, code = run({ "login", "--no-browser", "--port", tostring(port) }, { config = cfg, stdin = "garbage\n",
         env = { FLEXTELL_BASE_URL = sb.url, FLEXTELL_CLIENT_ID = "cli-client", FLEXTELL_CLIENT_SECRET = secret } })
       assert.are.equal(2, code)
-      assert.matches("\nflextell: login: paste the whole address the browser was sent to (http://127.0.0.1:" .. port ..
-        "/callback?code=...)\n$", err)
+      local want = "\nflextell: login: paste the whole address the browser was sent to (http://127.0.0.1:" .. port ..
+        "/callback?code=...)\n"
+      assert.are.equal(want, err:sub(-#want))
       assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
     end)
 
