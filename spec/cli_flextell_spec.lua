@@ -7,30 +7,8 @@ local sandbox = require "spec.helpers.sandbox"
 
 local json = flextell.json
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function mode_of(path)
-  local p = io.popen("stat -c %a " .. q(path) .. " 2>/dev/null")
-  local m = p:read("l")
-  p:close()
-  return m
-end
+local files = require "spec.helpers.files"
+local q, read, write, mode_of = files.q, files.read, files.write, files.mode_of
 
 local CLEAN = "unset LD_PRELOAD FLEXTELL_TOKEN FLEXTELL_BASE_URL FLEXTELL_TENANT FLEXTELL_CLIENT_ID " ..
   "FLEXTELL_CLIENT_SECRET FLEXTELL_CA_FILE FLEXTELL_PROFILE BROWSER DISPLAY WAYLAND_DISPLAY NO_COLOR " ..
@@ -80,13 +58,6 @@ local function run_tty(args, o)
   return text, tonumber(code)
 end
 
-local function mktemp_dir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
 describe("flextell (the command) #cli", function()
   local sb, port, secret, cfg, env
   local CUSTOMER_1 = '{"created_at":"2025-01-06T10:00:00Z","deleted_at":null,"email":"ada.knuth1@example.com",' ..
@@ -106,7 +77,7 @@ describe("flextell (the command) #cli", function()
 
   before_each(function()
     sb:reset()
-    cfg = mktemp_dir()
+    cfg = files.tmpdir()
     env = { FLEXTELL_BASE_URL = sb.url, FLEXTELL_TOKEN = sb.token }
   end)
   after_each(function()

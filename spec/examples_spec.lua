@@ -3,17 +3,8 @@
 local flextell = require "flextell"
 local sandbox = require "spec.helpers.sandbox"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local files = require "spec.helpers.files"
+local q, read = files.q, files.read
 
 local ROOT = io.popen("pwd"):read("l")
 local ENV = "unset LD_PRELOAD FLEXTELL_TOKEN FLEXTELL_BASE_URL; LUA_PATH=" ..
@@ -89,7 +80,7 @@ describe("examples #cli", function()
 
   describe("cron_job.lua", function()
     it("jobs started at once share one grant: one refresh, every job served", function()
-      local dir = io.popen("mktemp -d"):read("l")
+      local dir = files.tmpdir()
       finally(function() os.execute("rm -rf " .. q(dir)) end)
       local path = dir .. "/tokens.json"
       local oauth = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
@@ -113,7 +104,7 @@ describe("examples #cli", function()
     end)
 
     it("exits 3 when the grant is gone", function()
-      local dir = io.popen("mktemp -d"):read("l")
+      local dir = files.tmpdir()
       finally(function() os.execute("rm -rf " .. q(dir)) end)
       local _, err, code = run("cron_job.lua", { FLEXTELL_BASE_URL = sb.url, FLEXTELL_CLIENT_ID = sb.client_id,
         FLEXTELL_CLIENT_SECRET = sb.client_secret, FLEXTELL_TOKEN_FILE = dir .. "/none.json" })
