@@ -11,6 +11,26 @@
  * blocking one and the C half of tasks, over libcurl) and any Lua code using the public methods
  * (next, response, failed, hooked, result, cancel). A call's user value holds the Lua values it
  * needs later: its client (hooks, closed check), a child call, a token call's result. */
+
+/***
+The call object, for drivers of your own.
+@module flextell
+*/
+
+/***
+A call for a driver of your own, from `Client:start`.
+The library's own drivers are the blocking one and the task scheduler; a driver of your own asks
+the call what to do until it is done. Retries, waits, refreshes and errors are decided by the
+call, the same as for the built-in drivers. The methods are also in `flextell.Call`.
+@type Call
+@usage local what, arg = call:next()
+-- "send", request  -> put request on the wire, then call:response(status, headers, body)
+--                     or call:failed(code, message, maybe_sent)
+-- "wait", seconds  -> come back after that long (nil: soon, another call has to move first)
+-- "refresh", child -> drive the child call (the token refresh) to its end, then go on
+-- "hook", info     -> call:hooked(pcall(info.fn, unpack(info.args, 1, info.args.n)))
+-- "done"           -> local data, meta, res = call:result()    (or nil, err)
+*/
 #include <stdlib.h>
 #include <string.h>
 #include "fx.h"
@@ -710,6 +730,10 @@ static int call_gc(lua_State *L)
 
 /* call:cancel(): ends the call now (usage error "cancelled"); its transfer is taken back from
  * libcurl. Idempotent; also __close. */
+/***
+Ends the call now (also `__close`): its result is a `usage` error, code `cancelled`.
+@function Call:cancel
+*/
 static int call_cancel(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -803,6 +827,18 @@ static void push_request(lua_State *L, int idx, fx_call *r)
  * child | "hook", { hook = "on_retry"|"on_token"|"token_store", op = store step, fn = f,
  * args = { n = k, ... }, arg = args[1] } | "done". The driver answers a hook with
  * call:hooked(pcall(fn, unpack(args, 1, args.n))). */
+/***
+What the driver is to do next.
+@function Call:next
+@treturn string what: `"send"`, `"wait"`, `"refresh"`, `"hook"` or `"done"`
+@return arg: for `"send"` the request `{ method, url, headers = { "Name: value", ... }, body,
+  multipart, timeout, connect_timeout, stall_timeout, max_response_bytes, idempotent,
+  write_max_idle, ca_file, ca_path, proxy, no_proxy }` (the token is in it: the driver sends it);
+  for `"wait"` seconds (nil: soon, another call has to move first); for `"refresh"` the child call
+  (the token refresh) to drive to its end first; for `"hook"` `{ hook, op, fn, args }` (`hook`:
+  `"on_retry"`, `"on_token"` or `"token_store"`, whose `op` is `"load"`, `"lock"`, `"save"` or
+  `"unlock"`)
+*/
 static int call_next(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -862,6 +898,14 @@ static int call_next(lua_State *L)
 
 /* call:response(status, headers, body): the driver's answer. headers is a table of name ->
  * value (a list of values for a repeated header) or the raw header block. */
+/***
+Reports the answer to the request of `"send"`.
+@function Call:response
+@tparam integer status the HTTP status
+@tparam[opt] table|string headers `{ name = value | {values} }`, or the raw header block
+@tparam[opt] string body the response body
+@raise when the call is not waiting for an answer
+*/
 static int call_response(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -912,6 +956,14 @@ static int call_response(lua_State *L)
 /* call:resent(): the driver sent an idempotent request a second time in this attempt (a
  * kept-alive connection closed before any answer): counted in attempts, on_retry is told. A
  * write may not be sent again: raises. Before response() or failed(). */
+/***
+Reports that an idempotent request went out a second time in this attempt.
+(A kept-alive connection closed first.) Call it before `Call:response` or `Call:failed`: it is
+counted in `attempts`, and `on_retry` is told.
+@function Call:resent
+@raise for a write (a POST or PATCH is never sent twice), or when the call is not waiting for an
+  answer
+*/
 static int call_resent(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -925,6 +977,17 @@ static int call_resent(lua_State *L)
 
 /* call:failed(code, message, maybe_sent): no answer. code is one of the transport codes
  * (connect_failed, timeout, connection_reset...); maybe_sent defaults to true (the safe side). */
+/***
+Reports that the request of `"send"` got no answer.
+@function Call:failed
+@tparam string code `connect_failed`, `resolve_failed`, `connect_timeout`, `timeout`, `stalled`,
+  `send_failed`, `connection_reset`, `empty_reply`, `truncated_body`, `bad_response`, `tls_error`,
+  `tls_verify_failed`, `proxy_refused`...; a code the library does not know becomes `network`
+  `transport_error`
+@tparam[opt] string message what happened
+@tparam[opt=true] boolean maybe_sent whether the request may have reached the server
+@raise when the call is not waiting for an answer
+*/
 static int call_failed(lua_State *L)
 {
   fx_call *r = fx_call_at(L, 1);
@@ -940,17 +1003,36 @@ static int call_failed(lua_State *L)
 }
 
 /* call:hooked(ok, err): the hook the call asked for ran (pcall's results). */
+/***
+Reports the outcome of the hook of `"hook"`: what `pcall(info.fn, ...)` returned.
+@function Call:hooked
+@tparam boolean ok whether the hook ran without raising
+@param ... the hook's results, or its error
+*/
 static int call_hooked(lua_State *L)
 {
   fx_call_hooked(L, 1, lua_toboolean(L, 2), 3);
   return 0;
 }
 
+/***
+The call's result, once it is done.
+@function Call:result
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`)
+*/
 static int call_result(lua_State *L)
 {
   return fx_call_result(L, 1);
 }
 
+/***
+Whether the call has ended.
+@function Call:done
+@treturn boolean
+*/
 static int call_done(lua_State *L)
 {
   lua_pushboolean(L, fx_call_at(L, 1)->state == FX_S_DONE);

@@ -2,6 +2,15 @@
  * shared state (tokens, the refresh in progress, the rate-limit window, the count of transfers
  * in flight); clients made with :with{} share it. A call method prepares and starts a call
  * (call.c), then drives it blocking (loop.c), or, in a task, hands it to the Lua driver. */
+
+/***
+The client's methods that are written in C: the calls, prepare, with, close, rate_limit, start.
+@module flextell
+*/
+
+/***
+@type Client
+*/
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -157,6 +166,13 @@ static int client_gc(lua_State *L)
 }
 
 /* Later use raises; calls in flight end with usage/closed (their transfers are taken back). */
+/***
+Releases the client (also `__gc`, and `local c <close> = ...` on Lua 5.4).
+Later use raises `attempt to use a closed client`. Calls in flight end with a `usage` error, code
+`closed` (`maybe_sent = true` when the request was on the wire), except a token request on the
+wire, which finishes. Clients made with `with{}` keep the shared connections.
+@function Client:close
+*/
 static int client_close(lua_State *L)
 {
   fx_client *c = (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT);
@@ -170,6 +186,11 @@ static int client_close(lua_State *L)
   return 0;
 }
 
+/***
+`tostring(client)`: names the base URL and the tenant, never a token.
+@function Client:__tostring
+@treturn string
+*/
 static int client_tostring(lua_State *L)
 {
   fx_client *c = (fx_client *)luaL_checkudata(L, 1, FX_CLIENT_MT);
@@ -668,6 +689,18 @@ static int core_store_loaded(lua_State *L)
 }
 
 /* client:with{ tenant = 7, headers = {...}, timeout = 5, ... } */
+/***
+A derived client with some options changed.
+It shares the connections and the tokens of this client (a refresh through one is seen by all),
+and its hooks.
+@function Client:with
+@tparam table opts `tenant` (a number, or `false` to remove the tenant), `headers`, `timeout`,
+  `connect_timeout`, `deadline` (seconds), `max_retries`, `prefix`, `user_agent`, `pace`,
+  `stall_timeout` (seconds), `transport`
+@treturn Client the derived client
+@raise on an unknown option or a value of the wrong type
+@usage local t7 = client:with { tenant = 7 } -- sends X-Tenant: 7
+*/
 static int client_with(lua_State *L)
 {
   fx_client *p = fx_client_check(L, 1), *c;
@@ -812,6 +845,27 @@ static int call_with_body(lua_State *L, const char *method)
   return client_call(L, &s);
 }
 
+/***
+GET path.
+`path` is a path under the base URL (`/v1/customers/7`); a full URL is refused, so the token only
+goes to the base URL's host. The call is retried (at most `max_retries` times) on 429, 500, 502,
+503, 504, network failures and timeouts.
+@function Client:get
+@tparam string path the path under the base URL
+@tparam[opt] table query the query: keys sent sorted, lists repeat the key, booleans as
+  `true`/`false`, `flextell.null` leaves the key out
+@tparam[opt] table opts per-call options: `headers` (`Name = false` leaves a header out), `tenant`
+  (a number, or `false`), `timeout` and `deadline` (seconds), `max_retries`, `raw_body`
+@treturn[1] table|true data the envelope's `data`, or the whole decoded body when it has none, or
+  `true` for an empty 2xx body
+@treturn[1] table meta always a table; for lists the API's `meta` with `style`, `has_more`,
+  `cursor`, `total` (and for page style `current_page`, `last_page`, `per_page`, `next_page`)
+@treturn[1] table res `status`, `headers` (lower-case names), `rate_limit`, `request_id`,
+  `attempts`, `elapsed` (seconds), `method`, `url`, and `body` with `raw_body = true`
+@return[2] nil, err (a `flextell.Error`; a nested or empty query table is kind `usage`, code
+  `invalid_query`, and nothing is sent)
+@raise on a wrong argument type, an unknown option, a closed client
+*/
 static int client_get(lua_State *L)
 {
   (void)fx_client_check(L, 1);
@@ -827,6 +881,17 @@ static int client_get(lua_State *L)
   return client_call(L, &s);
 }
 
+/***
+DELETE path.
+@function Client:delete
+@tparam string path the path under the base URL
+@tparam[opt] table opts the per-call options of `Client:get`, and `query`
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`)
+@raise on a wrong argument type, an unknown option, a closed client
+*/
 static int client_delete(lua_State *L)
 {
   (void)fx_client_check(L, 1);
@@ -838,10 +903,68 @@ static int client_delete(lua_State *L)
   return client_call(L, &s);
 }
 
+/***
+POST path with a body.
+A POST goes on the wire at most once, unless the library knows the earlier attempt was not
+processed (a 429 or 503 answer, a 401, or a failure before any byte of the request was written).
+@function Client:post
+@tparam string path the path under the base URL
+@tparam[opt] table|string body a table is sent as JSON (`Content-Type: application/json`), a
+  string as it is
+@tparam[opt] table opts the per-call options of `Client:get`
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`; a table that is not valid JSON, such as one holding NaN, is
+  kind `usage`, code `invalid_body`, and nothing is sent)
+@raise on a wrong argument type, an unknown option, a closed client
+*/
 static int client_post(lua_State *L) { return call_with_body(L, "POST"); }
+/***
+PUT path with a body.
+@function Client:put
+@tparam string path the path under the base URL
+@tparam[opt] table|string body as for `Client:post`
+@tparam[opt] table opts the per-call options of `Client:get`
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`; kind `usage`, code `invalid_body` for a body that is not
+  valid JSON)
+@raise on a wrong argument type, an unknown option, a closed client
+*/
 static int client_put(lua_State *L) { return call_with_body(L, "PUT"); }
+/***
+PATCH path with a body.
+Like POST, a PATCH goes on the wire at most once unless the earlier attempt is known not to
+have been processed.
+@function Client:patch
+@tparam string path the path under the base URL
+@tparam[opt] table|string body as for `Client:post`
+@tparam[opt] table opts the per-call options of `Client:get`
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`; kind `usage`, code `invalid_body` for a body that is not
+  valid JSON)
+@raise on a wrong argument type, an unknown option, a closed client
+*/
 static int client_patch(lua_State *L) { return call_with_body(L, "PATCH"); }
 
+/***
+Any call, described by one table.
+@function Client:request
+@tparam table request `method` (default `"GET"`), `path` (required), `query`, `body`, `form`
+  (sent as `application/x-www-form-urlencoded`), `multipart` (sent as `multipart/form-data`:
+  each part a string, or `{ path = "a.png", filename =, content_type = }` or `{ data = "..." }`),
+  `headers`, `tenant`, `timeout`, `deadline` (seconds), `max_retries`, `raw_body`
+@treturn[1] table|true data
+@treturn[1] table meta
+@treturn[1] table res
+@return[2] nil, err (a `flextell.Error`; bad input found before sending is kind `usage`, such as
+  `invalid_body`, `invalid_query`, `invalid_header`, `file_unreadable`)
+@raise without `path`, on a wrong argument type, an unknown option, a closed client
+*/
 static int client_request(lua_State *L)
 {
   (void)fx_client_check(L, 1);
@@ -856,6 +979,15 @@ static int client_request(lua_State *L)
 
 /* client:start(request) -> call: the call object for a driver of one's own (see call.c); it is
  * not sent until the driver asks call:next(). Raises like request{}; nil, err for bad input. */
+/***
+The call object for a request, not sent yet, for a driver of your own.
+The driver asks `call:next()` what to do until the call is done (see Class Call).
+@function Client:start
+@tparam table request as for `Client:request`
+@treturn[1] Call the call
+@return[2] nil, err (a `flextell.Error`) for bad input
+@raise like `Client:request`
+*/
 static int client_start(lua_State *L)
 {
   fx_spec s;
@@ -887,6 +1019,17 @@ static void push_proxy(lua_State *L, const char *proxy, int reveal)
 
 /* client:prepare(req) -> { method, url, headers = {"Name: value", ...}, body } without sending:
  * the same bytes the call would send (the token redacted unless req.reveal_token). */
+/***
+What a request would send, without sending it.
+The token and a proxy's credentials are `<redacted>` unless `reveal_token = true`.
+@function Client:prepare
+@tparam table request as for `Client:request`, and `reveal_token`
+@treturn[1] table `{ method, url, headers = { "Name: value", ... }, dropped = { "Name", ... },
+  body, ca_file, ca_path, proxy, no_proxy }`: `dropped` names the headers left out that libcurl
+  would otherwise add, `proxy` is an explicit proxy, `no_proxy = true` when no proxy at all is used
+@return[2] nil, err (a `flextell.Error`) for input the call would refuse
+@raise without `path`, on a wrong argument type, an unknown option, a closed client
+*/
 static int client_prepare(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
@@ -951,6 +1094,12 @@ static int client_prepare(lua_State *L)
   return 1;
 }
 
+/***
+The last `X-RateLimit-*` values seen.
+@function Client:rate_limit
+@treturn[1] table `{ limit, remaining, reset }`
+@treturn[2] nil before any were seen
+*/
 static int client_rate_limit(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);

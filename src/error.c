@@ -1,5 +1,21 @@
 /* flextell.Error: the structured value every remote or data fault is returned as. It is a plain
  * table (easy to inspect, log and compare) with a metatable for tostring and type checks. */
+
+/***
+Errors.
+@module flextell
+*/
+
+/***
+An error: a plain table with the metatable `flextell.Error` (see `is_error`).
+Fields: `kind` (`http`, `auth`, `limit`, `network`, `timeout`, `tls`, `decode`, `protocol`,
+`usage`), `status` (when a response arrived), `code` (the API's, such as `invalid_token` or
+`validation_error`, or the library's), `message`, `body` (the decoded error body), `fields` (the
+field errors of a 422), `retry_after` (whole seconds), `maybe_sent` (for a failure without an
+answer: `false` when the request certainly never went on the wire), `request_id`, `headers`,
+`method`, `url`, `attempts`. Running out of memory is not an error value: it raises.
+@type Error
+*/
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +154,14 @@ static int push_first_field(lua_State *L, int err)
 }
 
 /* "flextell: http 404 not_found: Customer 9 not found (GET https://.../v1/customers/9)" */
+/***
+`tostring(err)`: the error on one line.
+Such as `flextell: http 404 not_found: Customer 9 not found (GET https://.../v1/customers/9)`; a
+validation error adds its first field error and how many more, and a URL longer than 300 bytes
+is cut there (`err.url` has it whole).
+@function Error:__tostring
+@treturn string
+*/
 static int error_tostring(lua_State *L)
 {
   const char *kind, *code, *msg, *method, *url;

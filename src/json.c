@@ -1,6 +1,16 @@
 /* The JSON codec behind every request and response body. Lua 5.4 and LuaJIT must produce the
  * same text for the same data, so number formatting and table classification avoid anything
  * that depends on the Lua version, the C locale or the hash order of a table. */
+
+/***
+The JSON codec.
+@module flextell
+*/
+
+/***
+Module functions and fields.
+@section module
+*/
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -1139,6 +1149,16 @@ static void state_release(json_state *st, fx_buf *b)
   st->busy = 0;
 }
 
+/***
+Encodes a value as JSON, with the library's own codec (your `cjson` settings are never touched).
+Integers stay integers. A table marked with `array` (or decoded from an array, or with cjson's
+array markers) is an array.
+@function json.encode
+@param v the value
+@treturn[1] string the JSON text
+@return[2] nil, message: NaN, infinities, invalid UTF-8, mixed or sparse tables, functions and
+  cycles are refused, the message naming the place
+*/
 static int json_encode_lua(lua_State *L)
 {
   json_state *st = (json_state *)lua_touserdata(L, lua_upvalueindex(1));
@@ -1161,6 +1181,16 @@ static int json_encode_lua(lua_State *L)
   return 1;
 }
 
+/***
+Decodes JSON text.
+A number the Lua number type cannot hold exactly is decoded as its decimal string. An object
+member that is `null` is left out; a `null` in an array is `flextell.null`. Decoded arrays carry
+the array mark, so `[]` read and sent back is `[]` again.
+@function json.decode
+@tparam string s the JSON text
+@return[1] the value
+@return[2] nil, message
+*/
 static int json_decode_lua(lua_State *L)
 {
   json_state *st = (json_state *)lua_touserdata(L, lua_upvalueindex(1));
@@ -1179,6 +1209,12 @@ static int json_decode_lua(lua_State *L)
   return 1;
 }
 
+/***
+Marks a table as a JSON array, so an empty one encodes as `[]`.
+@function array
+@tparam[opt] table t the table (a new one without it)
+@treturn table t, marked
+*/
 static int json_array_lua(lua_State *L)
 {
   if (lua_isnoneornil(L, 1)) {

@@ -2,6 +2,15 @@
  * state lives in C on the shared client state. A refresh or a code exchange is a call of its own
  * (a token call, kinds FX_K_REFRESH and FX_K_EXCHANGE) on the same machinery as any request, so
  * it works with every driver; a call that needs a fresh token runs the refresh as its child. */
+
+/***
+The client's OAuth methods: the Authorization Code grant with optional PKCE.
+@module flextell
+*/
+
+/***
+@type Client
+*/
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +380,12 @@ void fx_oauth_finish(lua_State *L, int idx)
 
 /* ---- methods ---------------------------------------------------------------------------------- */
 
+/***
+A copy of the client's tokens.
+@function Client:tokens
+@treturn table `access_token`, `refresh_token`, `expires_at` (epoch seconds, from `expires_in` and
+  the local clock), `token_type`, `scope`: those the client holds
+*/
 static int oauth_tokens(lua_State *L)
 {
   fx_oauth_push_tokens(L, fx_client_check(L, 1)->shared);
@@ -386,6 +401,17 @@ static int run_token_call(lua_State *L)
 }
 
 /* client:refresh() -> tokens | nil, err */
+/***
+Refreshes the access token now.
+With a `token_store`, it refreshes with the newest refresh token in the store. A rotated refresh
+token replaces the old one; `on_token` is told.
+@function Client:refresh
+@treturn[1] table tokens the new tokens
+@return[2] nil, err (a `flextell.Error`: kind `auth`, code `reauth_required` when the refresh token
+  is refused (expired, revoked or reused; the tokens are then cleared); kind `usage`, code
+  `no_refresh_token` or `on_token_error`; kind `auth`, code `token_store_busy` or
+  `token_store_error` with a store)
+*/
 static int oauth_refresh(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
@@ -419,6 +445,17 @@ static void add_param(lua_State *L, fx_buf *b, const char *k, const char *v)
 }
 
 /* client:authorize_url{ scope=, state=, redirect_uri=, pkce= } -> url, state, verifier */
+/***
+The consent URL to send the user to.
+Keep `state` and `verifier` for `Client:exchange_code`.
+@function Client:authorize_url
+@tparam[opt] table opts `scope` (a string or a list), `state` (without it a random one is made,
+  32 bytes from the kernel's CSPRNG), `redirect_uri`, `pkce` (`true`: a 64-character verifier is
+  made and its S256 challenge sent)
+@treturn string url the consent URL
+@treturn string state the state sent
+@treturn string|nil verifier the PKCE verifier, with `pkce = true`
+*/
 static int oauth_authorize_url(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
@@ -550,6 +587,19 @@ static int looks_like_url(const char *s, size_t n)
 }
 
 /* client:exchange_code(code_or_redirect_url, { state=, code_verifier=, redirect_uri= }) */
+/***
+Exchanges an authorization code for tokens.
+With the redirect URL and `state`, the state is checked before anything else in the redirect,
+and nothing is sent when it differs. The exchange is never retried: a code is single use. With a
+`token_store`, the new tokens are saved under the store's lock.
+@function Client:exchange_code
+@tparam string code_or_redirect_url the bare code, or the whole redirect URL
+@tparam[opt] table opts `state`, `code_verifier` (the PKCE verifier), `redirect_uri`
+@treturn[1] table tokens the new tokens
+@return[2] nil, err (a `flextell.Error`: kind `auth`, code `state_mismatch` for a different or
+  missing state, `missing_code` for a redirect without a code, or the OAuth error of an `error=`
+  redirect such as `access_denied`; kind `usage`, code `on_token_error` when `on_token` raised)
+*/
 static int oauth_exchange_code(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);

@@ -2,6 +2,11 @@
 -- The C core (flextell.core) does HTTP, authentication, JSON and errors; this module adds the
 -- helpers that compose its calls: paging iterators, resources, tenants, to_curl, and tasks
 -- (calls that do not block: spawn, run, step, sleep, wait, batch).
+--
+-- Every call returns `data, meta, res` on success and `nil, err` on failure, where `err` is a
+-- `flextell.Error` (see Class Error). Programmer errors (an unknown option, a wrong argument
+-- type, a closed client) raise at once instead.
+-- @module flextell
 
 local core = require "flextell.core"
 local pager = require "flextell.pager"
@@ -26,6 +31,18 @@ local package = package
 local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
   error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type
 
+--- Module functions and fields.
+-- @section module
+
+--- The library's version, such as `"0.1.0"`.
+-- @class field
+-- @name _VERSION
+
+--- JSON `null` to send: a NULL light userdata, equal to `cjson.null`.
+-- In a decoded array a `null` is `flextell.null`, so indices are kept; an object member that
+-- is `null` is left out.
+-- @class field
+-- @name null
 local M = {
   _VERSION = core._VERSION,
   null = core.null,
@@ -60,6 +77,19 @@ end
 --- Creates a client; see the README for the options. Raises on unknown or mistyped options.
 -- With a token_store the client starts from the tokens the store holds (loaded here, in Lua,
 -- so a store may yield); a store that cannot be read raises its error (auth token_store_error).
+-- @tparam table opts the options, among them `base_url`, `prefix`, `token`, `client_id`,
+--   `client_secret`, `redirect_uri`, `access_token`, `refresh_token`, `expires_at` (epoch seconds),
+--   `on_token`, `token_store`, `refresh_margin` (seconds, default 60), `tenant`, `timeout`
+--   (seconds per attempt, default 30), `connect_timeout` (seconds, default 10), `deadline` (seconds
+--   for the whole call), `max_retries` (default 2), `on_retry`, `pace`, `stall_timeout` (seconds,
+--   default 30), `headers`, `user_agent`, `ca_file`, `ca_path`, `proxy`, `write_max_idle` (whole
+--   seconds, default 2), `max_response_bytes` (bytes, default 64 MiB), `allow_http`, `transport`,
+--   `max_concurrency` (default 16); the README's table under flextell.new says what each does
+-- @treturn Client the client
+-- @raise on an unknown option or a value of the wrong type, an `http://` base URL to a host that is
+--   not loopback (unless `allow_http`), a missing or unreadable `ca_file`/`ca_path`; with a
+--   `token_store` that cannot be read, its error (kind `auth`, code `token_store_error`)
+-- @usage local client = flextell.new { token = os.getenv "FLEXTELL_TOKEN" }
 function M.new(opts)
   local made, client = pcall(core_new, opts)
   if not made then error(client, 2) end -- the error points at the caller's line
@@ -95,13 +125,55 @@ function M.new(opts)
   return client
 end
 
+--- Token stores.
 --- Token stores, for a grant shared by many holders (see flextell/stores/ and the README).
+-- Give every holder of one grant the same store, as `token_store` of `flextell.new`, and no
+-- refresh token is ever spent twice. A store of your own has `load`, `save` and `lock` (and its
+-- lock `unlock`) as the stores below.
+-- @section stores
+
+--- A token store in a JSON file, for the processes of one machine.
+-- The file (mode 0600) holds the tokens and a version and is replaced atomically; beside it,
+-- `path .. ".lock"` carries the refresh lock. A missing or empty file reads as no tokens yet, but
+-- its folder must exist.
+-- @function token_file
+-- @tparam string path the file of the tokens
+-- @treturn TokenFile the store
+-- @raise when `path` is not a non-empty string
+-- @usage local store = flextell.token_file(os.getenv("HOME") .. "/.flextell-tokens.json")
 M.token_file = file_store.new
+--- A token store in this Lua state, shared by every client given the same store.
+-- For tests, and for clients that do not come from one `with{}`.
+-- @function memory_store
+-- @treturn MemoryStore the store
 M.memory_store = require "flextell.stores.memory"
+--- A token store in Redis, for many machines, over the Redis client you already have.
+-- The tokens and their version are a hash at `key`; the lock is `key .. ":lock"`.
+-- @function redis_store
+-- @tparam table opts `redis` (a connection with `conn:eval(script, numkeys, ...)`, such as
+--   lua-redis or resty.redis) or `command` (a function called as `fn("EVAL", script, numkeys, ...)`),
+--   exactly one of them, and `key` (a non-empty string)
+-- @treturn RedisStore the store
+-- @raise on an unknown option, both or neither of `redis` and `command`, or a bad `redis`, `command`
+--   or `key`
+-- @usage local store = flextell.redis_store { redis = redis.connect("127.0.0.1", 6379), key = "flextell:tokens:myapp" }
 M.redis_store = require "flextell.stores.redis"
+--- A token store in an nginx `lua_shared_dict`, shared by every worker of one nginx.
+-- It holds the tokens, the refresh lock (with its ttl as the dict's expiry) and the rate-limit
+-- window of `pace = true`. Only inside nginx.
+-- @function shared_dict_store
+-- @tparam string name the name of the `lua_shared_dict`
+-- @tparam[opt="flextell:tokens"] string key the prefix of the keys in the dict
+-- @treturn SharedDictStore the store
+-- @raise when there is no `lua_shared_dict` of that name
 M.shared_dict_store = require "flextell.stores.shared_dict"
 
+--- Module functions and fields.
+-- @section module
+
 --- True when v is a flextell.Error.
+-- @param v any value
+-- @treturn boolean
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == core.Error
 end
@@ -122,7 +194,12 @@ for _, name in ipairs { "get", "post", "put", "patch", "delete", "request", "ref
   methods[name] = nonblocking(methods[name])
 end
 
+--- Tasks.
 --- Tasks (see flextell/tasks.lua and the README's Non-blocking section).
+-- Inside a task every client call yields while its request is in flight, and a scheduler moves
+-- all tasks on together; outside a task the same calls block. Results and errors are the same
+-- either way. Inside nginx, tasks are nginx's light threads, and `run` and `step` return at once.
+-- @section tasks
 M.spawn = tasks.spawn
 M.run = tasks.run
 M.step = tasks.step
@@ -133,9 +210,23 @@ M.Call = core.Call
 -- frame that calls step() then never waits on DNS.
 M.async_dns = core.async_dns
 
+--- A client of the API, made by `flextell.new` (and `Client:with`).
+-- Its call methods return `data, meta, res` or `nil, err`; inside a task they yield while the
+-- request is in flight. All clients of a `lua_State` share one libcurl multi handle, so
+-- connections and DNS lookups are reused. `tostring(client)` names the base URL and tenant,
+-- never a token.
+-- @type Client
+
+--- Runs many requests, at most `concurrency` at once.
 --- client:batch(requests, { concurrency = 8 }) -> results: every request (a request{} table)
 -- run with at most `concurrency` in flight; results in input order, each { data, meta, res }
 -- or { nil, err }. Inside a task it yields; outside it runs the scheduler until all are done.
+-- Cancelling the task that runs the batch cancels its workers too.
+-- @function Client:batch
+-- @tparam {table,...} requests the requests, each a table as for `Client:request`
+-- @tparam[opt] table opts `concurrency`: the most requests in flight (an integer >= 1, default 8)
+-- @treturn {table,...} one result per request, in input order: `{ data, meta, res }` or `{ nil, err }`
+-- @raise when `requests` is not a list of tables, or on a bad option
 function methods:batch(requests, opts)
   if type(requests) ~= "table" then
     error("bad argument #1 to 'batch' (table expected, got " .. type(requests) .. ")", 2)
@@ -180,6 +271,11 @@ resource.install(methods)
 to_curl.install(methods)
 
 --- The tenants of the token's user (GET /v1/account/tenants, sent without X-Tenant).
+-- @function Client:tenants
+-- @treturn[1] table tenants the list
+-- @treturn[1] table meta
+-- @treturn[1] table res
+-- @return[2] nil, err (a `flextell.Error`)
 function methods:tenants()
   return self:get("/v1/account/tenants", nil, { tenant = false })
 end

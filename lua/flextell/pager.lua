@@ -2,6 +2,7 @@
 -- cursor style (meta.cursor / meta.has_more, query cursor) and page style (meta.current_page /
 -- meta.last_page, query page). One page is held at a time (two with prefetch), so memory stays
 -- flat.
+-- @module flextell
 
 local core = require "flextell.core"
 local tasks = require "flextell.tasks"
@@ -31,8 +32,21 @@ local Pager = {}
 Pager.__index = Pager
 Pager.__name = "flextell.Pager"
 
+--- A step pager over a list, from `Client:pager`.
+-- The paging style is detected from the first response. Paging that does not advance
+-- (`has_more` without a cursor, a cursor seen before, a page number that does not grow) is a
+-- `protocol` error, never an endless loop.
+-- @type Pager
+
 --- Fetches the next page: page, meta; nil when the list is done; nil, err on failure (the
 -- pager does not advance then, so calling next() again retries the same page).
+-- @treturn[1] table page the page's items (a JSON array)
+-- @treturn[1] table meta
+-- @treturn[1] table res
+-- @treturn[2] nil when the list is done
+-- @return[3] nil, err (a `flextell.Error`: kind `limit`, code `max_pages` past `max_pages`; kind
+--   `protocol`, codes `not_a_list`, `invalid_meta`, `missing_cursor`, `repeated_cursor`,
+--   `repeated_page`, `style_changed`; or the call's error)
 function Pager:next()
   if self.done then return nil end
   if self.max_pages and self.pages >= self.max_pages then
@@ -122,6 +136,8 @@ function Pager:_query()
 end
 
 --- A plain table that resumes this pager later: client:pager(path, query, { resume = cp }).
+-- Save it as JSON.
+-- @treturn table the checkpoint
 function Pager:checkpoint()
   return {
     path = self.path,
@@ -166,13 +182,31 @@ local function new_pager(client, path, query, opts)
   return p
 end
 
+--- @type Client
+
 function M.install(methods)
   --- A step pager: page, meta = pager:next().
+  -- `pager:checkpoint()` gives a table that `{ resume = checkpoint }` carries on from.
+  -- @function Client:pager
+  -- @tparam string path the list's path
+  -- @tparam[opt] table query the query
+  -- @tparam[opt] table opts `max_pages` (default 100000), `max_items`, `resume` (a checkpoint),
+  --   `prefetch` (the next page is fetched while you work on this one), and the per-call `headers`,
+  --   `tenant`, `timeout`, `deadline`, `max_retries`, `raw_body`
+  -- @treturn Pager the pager
+  -- @raise on a wrong argument type, an unknown option, a checkpoint of another list
   function methods:pager(path, query, opts)
     return new_pager(self, path, query, opts)
   end
 
+  --- Iterates over the pages of a list.
   --- for page, meta, res in client:pages(path, query) do ... end  (raises on failure)
+  -- @function Client:pages
+  -- @tparam string path the list's path
+  -- @tparam[opt] table query the query
+  -- @tparam[opt] table opts as for `Client:pager`
+  -- @return an iterator of `page, meta, res`
+  -- @raise the error (a `flextell.Error`) when a page fails: a generic `for` cannot return it
   function methods:pages(path, query, opts)
     local p = new_pager(self, path, query, opts)
     return function()
@@ -182,7 +216,14 @@ function M.install(methods)
     end
   end
 
+  --- Iterates over the items of a list, page after page.
   --- for item in client:each(path, query) do ... end  (raises on failure)
+  -- @function Client:each
+  -- @tparam string path the list's path
+  -- @tparam[opt] table query the query
+  -- @tparam[opt] table opts as for `Client:pager`
+  -- @return an iterator of the items
+  -- @raise the error (a `flextell.Error`) when a page fails: a generic `for` cannot return it
   function methods:each(path, query, opts)
     local p = new_pager(self, path, query, opts)
     local page, i = nil, 0
@@ -205,6 +246,13 @@ function M.install(methods)
 
   --- Every item of the list in one table, or nil, err. With max_items, a longer list is a
   -- `limit` error rather than a silently shortened result.
+  -- @function Client:all
+  -- @tparam string path the list's path
+  -- @tparam[opt] table query the query
+  -- @tparam[opt] table opts as for `Client:pager`
+  -- @treturn[1] table items every item, in one array
+  -- @return[2] nil, err (a `flextell.Error`; kind `limit`, code `max_items` past `max_items`, or
+  --   `max_pages` past `max_pages`)
   function methods:all(path, query, opts)
     local p = new_pager(self, path, query, opts)
     local items, n = core.array(), 0

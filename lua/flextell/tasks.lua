@@ -7,6 +7,7 @@
 -- libcurl), and this file does the rest: parks the task while its transfer runs, sleeps it for
 -- backoff and rate-limit waits, runs hooks (which may yield here), and drives a token refresh
 -- as a child call. C never yields.
+-- @module flextell
 
 local core = require "flextell.core"
 
@@ -99,11 +100,16 @@ local function resume(task)
   end
 end
 
+--- Tasks.
+-- @section tasks
+
 --- The running task, or nil outside one.
+-- @local
 M.current = function() return current() end
 
 --- Suspends the running task for s seconds (a timer); outside a task, runs the scheduler for
 -- that long, so the tasks go on meanwhile.
+-- @tparam number s seconds
 function M.sleep(s)
   s = s or 0
   local task = current()
@@ -167,6 +173,7 @@ local function drive(task, call)
 end
 
 --- The Lua driver of a call started in a task: yields until it is done; returns its result.
+-- @local
 function M.await(call)
   local task = current()
   if not task then error("flextell: await needs a task", 2) end
@@ -175,11 +182,17 @@ function M.await(call)
 end
 
 --- True when v is a call object (what C returns inside a task instead of blocking).
+-- @local
 function M.is_call(v)
   return getmetatable(v) == call_mt
 end
 
 --- Starts fn(...) as a task; it runs when the scheduler does (run, step, wait, sleep).
+-- Tasks may spawn tasks. An error in one task never stops the scheduler or the other tasks.
+-- @tparam function fn the task's body
+-- @param ... its arguments
+-- @treturn Task the task
+-- @raise when `fn` is not a function
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local args = { n = select("#", ...), ... }
@@ -264,11 +277,18 @@ local function rescue()
   end
 end
 
+--- Moves the tasks on, for at most max_seconds; once per frame in a game or app loop.
 --- Does the work that is ready (transfers that moved, timers due, tasks to resume) for at most
 -- max_seconds; when nothing was ready and at least MIN_WAIT (5 ms) of the budget is left, it
 -- waits once for activity within the budget, then does what arrived. Returns the number of tasks
 -- still running. max_seconds 0 (the default) does what is ready and never waits. Call it once
 -- per frame from a game or app loop (a frame's budget is too short to wait in).
+-- @tparam[opt=0] number max_seconds the budget, in seconds
+-- @treturn integer the number of tasks still running
+-- @usage while running do
+--   flextell.step(0.002) -- at most ~2 ms of work and waiting
+--   draw_frame()
+-- end
 function M.step(max_seconds)
   local budget = max_seconds or 0
   local deadline = now() + budget
@@ -307,6 +327,7 @@ function M.step(max_seconds)
 end
 
 --- Runs every task to its end (blocking). Raises when the tasks left all wait for each other.
+-- @raise on a deadlock, or when called inside a task (use `wait` there)
 function M.run()
   if current() then error("flextell.run: called inside a task (use flextell.wait for other tasks)", 2) end
   while nalive > 0 do
@@ -324,6 +345,9 @@ end
 
 --- Waits for the tasks to end: inside a task it yields, outside it runs the scheduler. Returns
 -- one table per task: { data, meta, res } (whatever the task returned) or { nil, err }.
+-- @param ... the tasks
+-- @return one table per task
+-- @raise when an argument is not a task, a task waits for itself, or on a deadlock
 function M.wait(...)
   local list = { n = select("#", ...), ... }
   local me = current()
@@ -351,13 +375,20 @@ function M.wait(...)
   return unpack(out, 1, list.n)
 end
 
+--- A task, from `spawn`.
+-- @type Task
+
 --- task:done() -> true once the task has ended (returned, raised or was cancelled).
+-- @treturn boolean
 function Task:done()
   return self.finished
 end
 
 --- task:result() -> what the task returned (data, meta, res), or nil, err when it raised or
 -- was cancelled. Waits for the task first if it has not ended.
+-- @return[1] what the task returned, such as `data, meta, res`
+-- @return[2] nil, err: the error value it raised (a string with a traceback, or a
+--   `flextell.Error`), or for a cancelled task a `usage` error, code `cancelled`
 function Task:result()
   if not self.finished then M.wait(self) end
   if self.err ~= nil or not self.results then return nil, self.err end
@@ -366,6 +397,9 @@ end
 
 --- task:cancel(): ends the task now; a call it had in flight is cancelled with it, and the task's
 -- result is nil, err (usage, "cancelled").
+-- A token request already on the wire goes on in a task of its own (its answer holds the new
+-- tokens), and the workers of a `Client:batch` the task was running are cancelled too. The
+-- error says `maybe_sent = true` when the request may have reached the server.
 function Task:cancel()
   if self.finished then return end
   local err
@@ -413,6 +447,7 @@ function Task:__tostring()
 end
 
 --- The number of tasks not finished.
+-- @local
 function M.count()
   return nalive
 end

@@ -2,6 +2,7 @@
 -- headers libcurl would add by itself are dropped the way curl drops them (-H 'Name:'), and the
 -- client's trust store, proxy and HTTP version go along. The bearer token shows as <redacted>
 -- unless the request says reveal_token = true, and so do a proxy's credentials.
+-- @module flextell
 
 local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
 local concat, sort = table.concat, table.sort
@@ -12,7 +13,18 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
 end
 
+--- @type Client
+
 function M.install(methods)
+  --- The same request as a `curl` command line that replays it.
+  -- The same headers (dropped ones as `-H 'Name:'`), body, trust (`--cacert`, `--capath`), proxy
+  -- (`--proxy`, or `--noproxy '*'`), `--http1.1`, `--compressed`, and `--path-as-is` when the path
+  -- has `.` or `..` segments. The token and a proxy's credentials are shown as `<redacted>` unless
+  -- `reveal_token = true`.
+  -- @function Client:to_curl
+  -- @tparam table request as for `Client:request`, and `reveal_token`
+  -- @treturn[1] string the command line
+  -- @return[2] nil, err (a `flextell.Error`), as `Client:prepare`
   function methods:to_curl(req)
     local multipart = req.multipart
     local prepared, err

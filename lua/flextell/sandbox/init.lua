@@ -1,6 +1,15 @@
 -- flextell.sandbox: starts and stops the local Flextell-compatible server (nginx + the Lua module)
 -- that the specs, the demo and the benchmarks run against. Plain Lua for lua5.4 and LuaJIT: it
 -- only writes files and runs nginx, openssl and curl through the shell.
+
+--- A local Flextell-compatible server for specs, demos and benchmarks.
+-- nginx with the Lua module on loopback ports: the whole API contract with seed data, OAuth with
+-- a consent page, rate limits, tenants, and scripted faults. See docs/sandbox.md.
+-- @module flextell.sandbox
+-- @usage local sandbox = require "flextell.sandbox"
+-- local sb = assert(sandbox.start { tls = true })
+-- local client = flextell.new { base_url = sb.url, token = sb.token }
+-- sb:stop()
 local io, os, string, table, math = io, os, string, table, math
 local type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error =
   type, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, error
@@ -11,6 +20,9 @@ local core = require "flextell.core"
 local json = { encode = core.json_encode, decode = core.json_decode }
 
 local M = { _VERSION = "0.1.0" }
+
+--- Starting and attaching.
+-- @section start
 
 local DEFAULTS = {
   tls = true,
@@ -364,6 +376,11 @@ end
 
 -- the handle -----------------------------------------------------------------------------------
 
+--- A running sandbox, from `start` or `attach`.
+-- Its fields: `url`, `origin`, `https_url`, `https_origin` and `ca_file` (with `tls`), `token`,
+-- `tokens`, `prefix`, `client_id`, `client_secret`, `redirect_uri` (the first client's), `clients`,
+-- `port`, `tls_port`, `redirect_port`, `redirect_origin`, `proxy_port`, `proxy_url`.
+-- @type Sandbox
 local Sandbox = {}
 Sandbox.__index = Sandbox
 Sandbox.__name = "flextell.Sandbox"
@@ -376,7 +393,13 @@ local function percent(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
 end
 
+--- Any call of the control API (`/_sandbox/`).
 -- HTTP to the control API: decoded JSON (true for 204), or nil, err.
+-- @tparam string method the HTTP method
+-- @tparam string path `/_sandbox/...`, or a path relative to it
+-- @param[opt] body a table (sent as JSON) or a string
+-- @return[1] the decoded JSON answer, or `true` for 204
+-- @return[2] nil, err (a string)
 function Sandbox:control(method, path, body)
   if self.stopped then return nil, "the sandbox is stopped" end
   if path:sub(1, 1) ~= "/" then path = "/_sandbox/" .. path end
@@ -404,19 +427,31 @@ function Sandbox:control(method, path, body)
   return decoded
 end
 
+--- Puts the seed data back; clears the request log, rate windows, faults and OAuth state.
+-- @return[1] true
+-- @return[2] nil, err
 function Sandbox:reset()
   local ok, err = self:control("POST", "/_sandbox/reset")
   if not ok then return nil, err end
   return true
 end
 
+--- Arms a fault for the next matching requests (see Faults in docs/sandbox.md).
+-- @tparam table fault such as `{ path = "/api/v1/customers", fault = "status", status = 503 }`
+-- @return[1] the armed fault
+-- @return[2] nil, err
 function Sandbox:arm(fault)
   local res, err = self:control("POST", "/_sandbox/faults", fault)
   if not res then return nil, err end
   return res.fault
 end
 
+--- The requests the server saw.
 -- filter: { method =, path =, match =, since =, proxied = } -> { count = N, requests = {...} }
+-- @tparam[opt] table filter `method`, `path`, `match`, `since`, `proxied` (only what came through
+--   the proxy)
+-- @return[1] `{ count = N, requests = {...} }`
+-- @return[2] nil, err
 function Sandbox:requests(filter)
   local q = {}
   for _, k in ipairs({ "method", "path", "match", "since", "proxied" }) do
@@ -425,6 +460,10 @@ function Sandbox:requests(filter)
   return self:control("GET", "/_sandbox/requests" .. (#q > 0 and ("?" .. concat(q, "&")) or ""))
 end
 
+--- Reads the server's configuration, or changes it.
+-- @tparam[opt] table t settings to change, such as `{ rate_limit = 5 }`; without it, only reads
+-- @return[1] the effective configuration
+-- @return[2] nil, err
 function Sandbox:config(t)
   local res, err
   if t == nil then
@@ -438,13 +477,20 @@ end
 
 -- OAuth ----------------------------------------------------------------------------------------
 
+--- GET /_sandbox/oauth.
 -- The server's OAuth state: settings, clients, grant and token counts.
+-- @return[1] the decoded state
+-- @return[2] nil, err
 function Sandbox:oauth()
   return self:control("GET", "/_sandbox/oauth")
 end
 
+--- Expires every live access token now.
 -- Expires every current access token at once (opts.refresh: refresh tokens too); returns the
 -- counts { access_tokens = N, refresh_tokens = M }.
+-- @tparam[opt] table opts `refresh = true` to expire refresh tokens too
+-- @return[1] the counts
+-- @return[2] nil, err
 function Sandbox:expire_tokens(opts)
   return self:control("POST", "/_sandbox/oauth/expire", { refresh = opts and opts.refresh or false })
 end
@@ -460,8 +506,12 @@ local function encode_query(params)
   return concat(parts, "&")
 end
 
+--- Builds an authorize URL, for `approve` or `deny`.
 -- An authorize URL for the first client: response_type, client_id and redirect_uri filled in,
 -- every other parameter from `params` (false leaves a default out); origin defaults to sb.origin.
+-- @tparam[opt] table params such as `{ scope = "customers:read", state = "s" }`
+-- @tparam[opt] string origin
+-- @treturn string the URL
 function Sandbox:authorize_url(params, origin)
   local q = { response_type = "code", client_id = self.client_id, redirect_uri = self.redirect_uri }
   for k, v in pairs(params or {}) do q[k] = v end
@@ -539,15 +589,28 @@ local function consent(self, authorize_url, decision)
   return location, query_of(location)
 end
 
+--- Does what a user does: opens the authorize URL and presses Approve on the consent page.
+-- Under `auto_approve` it takes the redirect. HTTPS URLs are fetched with `sb.ca_file`.
+-- @tparam string authorize_url
+-- @treturn[1] string the final redirect URL (not followed), with the code and state
+-- @treturn[1] table its decoded query, `{ code =, state = }`
+-- @return[2] nil, err
 function Sandbox:approve(authorize_url)
   return consent(self, authorize_url, "approve")
 end
 
+--- Opens the authorize URL and presses Deny on the consent page.
+-- @tparam string authorize_url
+-- @treturn[1] string the final redirect URL, with `error=access_denied`
+-- @treturn[1] table its decoded query
+-- @return[2] nil, err (also under `auto_approve`, where there is no page to deny)
 function Sandbox:deny(authorize_url)
   return consent(self, authorize_url, "deny")
 end
 
+--- Stops the sandbox; also runs from `__gc` and `__close`.
 -- Idempotent: stops nginx (waiting until it is gone) and removes a prefix this module created.
+-- @return true
 function Sandbox:stop()
   if self.stopped then return true end
   self.stopped = true
@@ -565,7 +628,9 @@ end
 Sandbox.__gc = finalize
 Sandbox.__close = finalize
 
+--- Lets the sandbox outlive this handle.
 -- Keeps nginx running after this handle is collected or the Lua process exits.
+-- @treturn Sandbox the handle
 function Sandbox:detach()
   self.detached = true
   os.remove(self.prefix .. "/.watched")
@@ -619,6 +684,20 @@ local function fail(h, msg)
   return nil, "flextell.sandbox: " .. detail
 end
 
+--- Starting and attaching.
+-- @section start
+
+--- Starts a sandbox.
+-- Defaults: `tls = true`, a new temporary prefix (removed on stop; a given `prefix` is kept),
+-- random free ports in 20000-60999, `quiet = true`. A watchdog process stops nginx if the Lua
+-- process that started it dies without calling `stop`.
+-- @tparam[opt] table opts `tls`, `prefix`, `port`, `tls_port`, `proxy_port`, `token_ttl`,
+--   `code_ttl`, `refresh_ttl` (seconds), `rate_limit`, `rate_window` (seconds), `auto_approve`,
+--   `tokens`, `clients`, `quiet`, `watch`, `log_level`
+-- @treturn[1] Sandbox the handle
+-- @return[2] nil, err (with nginx's error log tail) when nginx does not answer within 5 s or a
+--   given port is taken
+-- @raise on an unknown option or a bad `clients` list
 function M.start(opts)
   opts = opts or {}
   local o = {}
@@ -734,7 +813,11 @@ function M.start(opts)
   return h
 end
 
+--- Attaches to a sandbox that runs already.
 -- A handle for a sandbox started elsewhere (`flextell-sandbox start`), from its prefix.
+-- @tparam string prefix the sandbox's prefix directory
+-- @treturn[1] Sandbox the handle (detached: it does not stop the sandbox when collected)
+-- @return[2] nil, err
 function M.attach(prefix)
   local text = read_file(prefix .. "/sandbox.json")
   local t = text and json.decode(text)
@@ -746,6 +829,9 @@ end
 
 --- The nginx binary and the load_module lines its Lua module needs (for other nginx servers the
 -- specs start, such as an app that calls the API from nginx); or nil, err.
+-- @treturn[1] string the nginx binary
+-- @treturn[1] string the `load_module` lines (empty when the Lua module is built in)
+-- @return[2] nil, err
 function M.nginx()
   local nginx, err = find_nginx()
   if not nginx then return nil, err end
@@ -756,11 +842,14 @@ function M.nginx()
 end
 
 --- A free loopback port (nothing listens on it now, as far as /proc tells).
+-- @treturn integer the port
 function M.free_port()
   return pick_port({})
 end
 
 M.Sandbox = Sandbox
+--- The default options of `start`.
 M.defaults = DEFAULTS
+--- The default OAuth client: `client_id`, `client_secret`, `redirect_uri`.
 M.client = CLIENT
 return M

@@ -11,6 +11,7 @@
 -- longer. Two advisory locks of the kernel (core.file_lock) guard the moments that read and
 -- write: byte 0 the lease, byte 1 a compare-and-set of the tokens.
 -- A missing or empty file reads as "no tokens yet"; its folder must exist.
+-- @module flextell
 
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
@@ -39,7 +40,16 @@ local function folder(path)
   return d == "" and "/" or d
 end
 
+--- A token store in a JSON file, from `token_file`.
+-- Errors are kind `usage`, code `io_error`, naming the file and the system's reason.
+-- @type TokenFile
+
 --- store:load() -> tokens | nil, version | nil, err (usage io_error).
+-- A missing or empty file is no tokens yet; a file written before versions is version 0.
+-- @function TokenFile:load
+-- @treturn[1] table|nil tokens the tokens, nil when there are none yet
+-- @treturn[1] integer version the version (0 when empty)
+-- @return[2] nil, err (kind `usage`, code `io_error`)
 function Store:load()
   local f, failure, errno = io_open(self.path, "rb")
   if not f then
@@ -79,6 +89,13 @@ end
 
 --- store:save(tokens, version) -> true, new_version | false | nil, err (usage io_error).
 -- Compare-and-set: writes only when the file is still at `version` (nil: whatever it holds).
+-- @function TokenFile:save
+-- @tparam table tokens the tokens
+-- @tparam integer|nil version the version loaded
+-- @treturn[1] true
+-- @treturn[1] integer new_version
+-- @treturn[2] false when another holder saved since `version`
+-- @return[3] nil, err (kind `usage`, code `io_error`)
 function Store:save(tokens, version)
   if type(tokens) ~= "table" then error("bad argument #1 to 'save' (table expected)", 2) end
   local guard, busy = file_lock(self.lock_path, 1, true) -- held for one read and one rename
@@ -120,6 +137,12 @@ end
 
 --- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err (usage io_error). Never
 -- blocks on another holder: busy while another holder's lease runs.
+-- @function TokenFile:lock
+-- @tparam table opts `ttl` (seconds the lease runs), `wait` (seconds the caller is ready to keep
+--   trying)
+-- @treturn[1] TokenFileLock the lock
+-- @return[2] nil, "busy"
+-- @return[3] nil, err (kind `usage`, code `io_error`)
 function Store:lock(opts)
   local ttl = common.lock_args(opts, "lock")
   local guard, busy = file_lock(self.lock_path, 0, true) -- for the read and write of the lease
@@ -137,8 +160,14 @@ function Store:lock(opts)
   return setmetatable({ path = self.lock_path, owner = owner }, Lock)
 end
 
+--- The refresh lock of a `TokenFile`, from `TokenFile:lock`.
+-- @type TokenFileLock
+
 --- lock:unlock() -> true | false (its lease had run out: maybe another holder has it now) |
 -- nil, err
+-- @function TokenFileLock:unlock
+-- @treturn[1] boolean
+-- @return[2] nil, err
 function Lock:unlock()
   local guard, busy = file_lock(self.path, 0, true)
   if not guard then return nil, busy end
@@ -150,7 +179,12 @@ function Lock:unlock()
   return mine
 end
 
+--- @type TokenFile
+
 --- A copy of opts with token_store = this file (what earlier versions did with on_token).
+-- @function TokenFile:options
+-- @tparam[opt] table opts options of `flextell.new`
+-- @treturn table a copy with `token_store` set
 function Store:options(opts)
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end

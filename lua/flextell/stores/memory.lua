@@ -1,6 +1,7 @@
 --- flextell.memory_store(): tokens kept in this Lua state, shared by every client given the
 -- same store (and by the tasks of those clients). For tests, and for many clients in one process.
 -- The lock expires after its ttl, as a lock of a holder that went away must.
+-- @module flextell
 
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
@@ -16,10 +17,24 @@ local Lock = {}
 Lock.__index = Lock
 Lock.__name = "flextell.MemoryLock"
 
+--- A token store in this Lua state, from `memory_store`.
+-- @type MemoryStore
+
+--- Loads the tokens.
+-- @function MemoryStore:load
+-- @treturn table|nil tokens the tokens, nil when there are none yet
+-- @treturn integer version the version (0 when empty)
 function Store:load()
   return common.copy(self.tokens), self.version
 end
 
+--- Saves tokens, when the store is still at `version` (compare-and-set).
+-- @function MemoryStore:save
+-- @tparam table tokens the tokens
+-- @tparam integer|nil version the version loaded (nil: whatever it holds)
+-- @treturn[1] true
+-- @treturn[1] integer new_version
+-- @treturn[2] false when another holder saved since `version`
 function Store:save(tokens, version)
   if version ~= nil and version ~= self.version then return false end
   local copy = common.copy(tokens)
@@ -29,6 +44,11 @@ function Store:save(tokens, version)
   return true, self.version
 end
 
+--- Takes the refresh lock; it expires after its ttl. Never blocks.
+-- @function MemoryStore:lock
+-- @tparam table opts `ttl` (seconds), `wait` (seconds the caller is ready to keep trying)
+-- @treturn[1] MemoryLock the lock
+-- @return[2] nil, "busy"
 function Store:lock(opts)
   local ttl = common.lock_args(opts, "lock")
   local t = now()
@@ -38,10 +58,15 @@ function Store:lock(opts)
   return lock
 end
 
+--- Reserves a slot of the rate-limit window for a call about to be sent (`pace = true`).
 --- The rate-limit window, shared by the clients of this store (with pace = true):
 -- store:rate_reserve() -> true (send) | false, seconds (wait that long, then ask again);
 -- store:rate_note(limit, remaining, reset) after an answer of a call that reserved (reset: epoch
 -- seconds); store:rate_release() after a call that reserved got no answer.
+-- @function MemoryStore:rate_reserve
+-- @treturn[1] true send
+-- @treturn[2] false
+-- @treturn[2] number seconds to wait before asking again
 function Store:rate_reserve()
   local w = self.window
   if w.limit == nil then -- before the first answer nobody knows the window: one call finds out
@@ -58,6 +83,11 @@ function Store:rate_reserve()
   return false, wall >= w.reset and 0.05 or w.reset - wall
 end
 
+--- Notes the rate-limit headers of an answer to a call that reserved (`pace = true`).
+-- @function MemoryStore:rate_note
+-- @tparam integer limit
+-- @tparam integer remaining
+-- @tparam number reset epoch seconds
 function Store:rate_note(limit, remaining, reset)
   local w = self.window
   if w.inflight > 0 then w.inflight = w.inflight - 1 end
@@ -65,12 +95,19 @@ function Store:rate_note(limit, remaining, reset)
   w.limit, w.remaining, w.reset = limit, remaining, reset
 end
 
+--- Gives back the slot of a call that reserved and got no answer (`pace = true`).
+-- @function MemoryStore:rate_release
 function Store:rate_release()
   local w = self.window
   if w.inflight > 0 then w.inflight = w.inflight - 1 end
 end
 
+--- The refresh lock of a `MemoryStore`, from `MemoryStore:lock`.
+-- @type MemoryLock
+
 --- Releases the lock; false when it had already expired (or been released).
+-- @function MemoryLock:unlock
+-- @treturn boolean
 function Lock:unlock()
   local s = self.store
   if s.holder ~= self then return false end

@@ -11,6 +11,7 @@
 --
 -- Keys: `key` is a hash { version = n, tokens = JSON }; `key .. ":lock"` the refresh lock, a
 -- random owner value set with NX and PX (the ttl), deleted only by its owner (a script checks).
+-- @module flextell
 
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
@@ -70,7 +71,16 @@ local function eval(self, script, ...)
   return reply
 end
 
+--- A token store in Redis, from `redis_store`.
+-- Errors are kind `network`, code `redis_error` (a refused connection, an error reply). With a
+-- blocking client the store blocks for one round trip, inside tasks too.
+-- @type RedisStore
+
 --- store:load() -> tokens | nil, version | nil, err (network redis_error)
+-- @function RedisStore:load
+-- @treturn[1] table|nil tokens the tokens, nil when there are none yet
+-- @treturn[1] integer version the version (0 when empty)
+-- @return[2] nil, err (kind `network`, code `redis_error`)
 function Store:load()
   local reply, err = eval(self, LOAD, 1, self.key)
   if err then return nil, err end
@@ -90,6 +100,13 @@ function Store:load()
 end
 
 --- store:save(tokens, version) -> true, new_version | false | nil, err: compare-and-set by script.
+-- @function RedisStore:save
+-- @tparam table tokens the tokens
+-- @tparam integer|nil version the version loaded (nil: whatever it holds)
+-- @treturn[1] true
+-- @treturn[1] integer new_version
+-- @treturn[2] false when another holder saved since `version`
+-- @return[3] nil, err (kind `network`, code `redis_error`)
 function Store:save(tokens, version)
   local t = common.copy(tokens)
   if t == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
@@ -103,6 +120,11 @@ function Store:save(tokens, version)
 end
 
 --- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err. One try, never a wait.
+-- @function RedisStore:lock
+-- @tparam table opts `ttl` (seconds), `wait` (seconds the caller is ready to keep trying)
+-- @treturn[1] RedisLock the lock
+-- @return[2] nil, "busy"
+-- @return[3] nil, err (kind `network`, code `redis_error`)
 function Store:lock(opts)
   local ttl = common.lock_args(opts, "lock")
   local owner = core.random_token(16)
@@ -112,7 +134,13 @@ function Store:lock(opts)
   return setmetatable({ store = self, owner = owner }, Lock)
 end
 
+--- The refresh lock of a `RedisStore`, from `RedisStore:lock`.
+-- @type RedisLock
+
 --- lock:unlock() -> true | false (it had expired and maybe another holder has it now) | nil, err
+-- @function RedisLock:unlock
+-- @treturn[1] boolean
+-- @return[2] nil, err (kind `network`, code `redis_error`)
 function Lock:unlock()
   local s = self.store
   local reply, err = eval(s, UNLOCK, 1, s.lock_key, self.owner)

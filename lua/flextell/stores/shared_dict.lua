@@ -6,6 +6,7 @@
 -- lock of a worker that died goes by itself). A shared dict's operations are each atomic across
 -- the workers; the few that must go together (compare-and-set, unlock by owner) run under a
 -- short mutex of the dict's own (add with a 1 s expiry), which they hold without yielding.
+-- @module flextell
 
 local core = require "flextell.core"
 local common = require "flextell.stores.common"
@@ -41,7 +42,14 @@ local function with_mutex(self, fn)
   return nil, dict_error("the dict's mutex stayed taken")
 end
 
+--- A token store in an nginx `lua_shared_dict`, from `shared_dict_store`.
+-- @type SharedDictStore
+
 --- store:load() -> tokens | nil, version | nil, err
+-- @function SharedDictStore:load
+-- @treturn[1] table|nil tokens the tokens, nil when there are none yet
+-- @treturn[1] integer version the version (0 when empty)
+-- @return[2] nil, err
 function Store:load()
   local version = self.dict:get(self.key .. ":v")
   if version == nil then return nil, 0 end
@@ -53,6 +61,13 @@ function Store:load()
 end
 
 --- store:save(tokens, version) -> true, new_version | false | nil, err
+-- @function SharedDictStore:save
+-- @tparam table tokens the tokens
+-- @tparam integer|nil version the version loaded (nil: whatever it holds)
+-- @treturn[1] true
+-- @treturn[1] integer new_version
+-- @treturn[2] false when another holder saved since `version`
+-- @return[3] nil, err
 function Store:save(tokens, version)
   local t = common.copy(tokens)
   if t == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
@@ -69,6 +84,12 @@ function Store:save(tokens, version)
 end
 
 --- store:lock{ ttl = s, wait = s } -> lock | nil, "busy" | nil, err
+-- @function SharedDictStore:lock
+-- @tparam table opts `ttl` (seconds, the lock's expiry in the dict), `wait` (seconds the caller is
+--   ready to keep trying)
+-- @treturn[1] SharedDictLock the lock
+-- @return[2] nil, "busy"
+-- @return[3] nil, err
 function Store:lock(opts)
   local ttl = common.lock_args(opts, "lock")
   local owner = core.random_token(16)
@@ -78,9 +99,14 @@ function Store:lock(opts)
   return nil, dict_error(err)
 end
 
+--- Reserves a slot of the rate-limit window for a call about to be sent (`pace = true`).
 --- The rate-limit window shared by the workers (pace = true), as the memory store's: the
 -- answer's numbers in the dict, and the calls in flight counted with incr, so a slot is taken
 -- atomically across the workers.
+-- @function SharedDictStore:rate_reserve
+-- @treturn[1] true send
+-- @treturn[2] false
+-- @treturn[2] number seconds to wait before asking again
 function Store:rate_reserve()
   local d, k = self.dict, self.key
   local limit, remaining, reset = d:get(k .. ":rl_limit"), d:get(k .. ":rl_remaining"), d:get(k .. ":rl_reset")
@@ -96,6 +122,11 @@ function Store:rate_reserve()
   return false, wall >= reset and 0.05 or reset - wall
 end
 
+--- Notes the rate-limit headers of an answer to a call that reserved (`pace = true`).
+-- @function SharedDictStore:rate_note
+-- @tparam integer limit
+-- @tparam integer remaining
+-- @tparam number reset epoch seconds
 function Store:rate_note(limit, remaining, reset)
   local d, k = self.dict, self.key
   if (d:incr(k .. ":rl_inflight", -1, 0) or 0) < 0 then d:set(k .. ":rl_inflight", 0) end
@@ -106,12 +137,20 @@ function Store:rate_note(limit, remaining, reset)
   d:set(k .. ":rl_reset", reset)
 end
 
+--- Gives back the slot of a call that reserved and got no answer (`pace = true`).
+-- @function SharedDictStore:rate_release
 function Store:rate_release()
   local d, k = self.dict, self.key
   if (d:incr(k .. ":rl_inflight", -1, 0) or 0) < 0 then d:set(k .. ":rl_inflight", 0) end
 end
 
+--- The refresh lock of a `SharedDictStore`, from `SharedDictStore:lock`.
+-- @type SharedDictLock
+
 --- lock:unlock() -> true | false (it had expired)
+-- @function SharedDictLock:unlock
+-- @treturn[1] boolean
+-- @return[2] nil, err
 function Lock:unlock()
   local s = self.store
   return with_mutex(s, function()
