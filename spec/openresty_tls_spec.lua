@@ -67,17 +67,24 @@ describe("#nginx TLS under the nginx driver", function()
     assert.are.same({ id = 1 }, call(a))
   end)
 
+  -- nginx's Lua module before 0.10.32 loses the reason when the handshake completes at once (it
+  -- says success and closes the socket); which path a handshake takes is timing, so both
+  -- messages are exact answers, and each failing check runs several times to meet both paths.
+  local LOST = "TLS: the server's certificate failed verification (the reason is in nginx's error log)"
+  local function verify_fails(a, reason)
+    for _ = 1, 6 do
+      local r = call(a)
+      assert.are.same({ "tls", "tls_verify_failed" }, { r.kind, r.code })
+      assert.is_true(r.message == reason or r.message == LOST, r.message)
+    end
+  end
+
   it("fails verification with tls_verify_failed when the depth is nginx's default (1)", function()
-    local a = app(("  lua_ssl_trusted_certificate %s/root.pem;"):format(dir))
-    local r = call(a)
-    assert.are.same({ "tls", "tls_verify_failed" }, { r.kind, r.code })
+    verify_fails(app(("  lua_ssl_trusted_certificate %s/root.pem;"):format(dir)), "TLS: 20: unable to get local issuer certificate")
   end)
 
   it("fails verification with tls_verify_failed without a trusted certificate", function()
-    local a = app("")
-    local r = call(a)
-    assert.are.same({ "tls", "tls_verify_failed" }, { r.kind, r.code })
-    assert.matches("^TLS: 20: unable to get local issuer certificate", r.message)
+    verify_fails(app(""), "TLS: 20: unable to get local issuer certificate")
   end)
 
   it("refuses a client's ca_file, naming the directive", function()

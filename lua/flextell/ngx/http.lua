@@ -300,6 +300,13 @@ local function connect(scheme, host, port, write, cx)
       if err == "timeout" then return nil, "connect_timeout", "the TLS handshake with " .. host .. " timed out" end
       return nil, "tls_error", "TLS: " .. err
     end
+    -- lua-nginx-module before 0.10.32 (its issue 2506) reports success when a handshake
+    -- that completes at once fails its certificate check: the socket is closed and the reason
+    -- only goes to nginx's error log. A closed socket here is that failed check.
+    if not sock:getreusedtimes() then
+      return nil, "tls_verify_failed", "TLS: the server's certificate failed verification (the reason is in " ..
+        "nginx's error log)"
+    end
   end
   return sock, reused
 end
