@@ -1,6 +1,8 @@
--- The HTML API reference (`make docs`, LDoc with docs/config.ld) documents every public function.
+-- The HTML API reference (`make docs`, LDoc with docs/config.ld) documents every public function,
+-- and so does the README's reference, with a `syntax:` line for each.
 -- The API is read from live objects, not from a list kept here: a new function or method without
--- a doc comment fails this spec, and so does any warning of LDoc (--fatalwarnings).
+-- a doc comment, or without a `syntax:` line in the README, fails this spec, and so does any
+-- warning of LDoc (--fatalwarnings).
 local files = require "spec.helpers.files"
 local flextell = require "flextell"
 local sandbox = require "flextell.sandbox"
@@ -63,10 +65,65 @@ local function shared_dict_store()
   return new("docs")
 end
 
+-- The public fields of a table that are not functions (such as _VERSION), as prefix .. name.
+local function fields_of(t, prefix, into, skip)
+  for k, v in pairs(t) do
+    if type(k) == "string" and type(v) ~= "function" and not (skip and skip[k]) then into[prefix .. k] = true end
+  end
+end
+
+-- A module that needs nginx's ngx table when it loads: a fresh copy, given a stand-in.
+local function load_with_ngx(name)
+  local path = assert(package.searchpath(name, package.path))
+  local ngx = { socket = { tcp = function() end } }
+  local env = setmetatable({ ngx = ngx }, { __index = _G })
+  return assert(loadfile(path, "t", env))()
+end
+
+-- How the README's syntax lines name the receiver of each class's methods.
+local RECEIVER = {
+  Client = "client", Call = "call", Task = "task", Pager = "pager", Resource = "resource",
+  TokenFile = "store", MemoryStore = "store", RedisStore = "store", SharedDictStore = "store",
+  TokenFileLock = "lock", MemoryLock = "lock", RedisLock = "lock", SharedDictLock = "lock",
+  Error = "err", Sandbox = "sb",
+}
+
+-- The README's reference section, and its `syntax:` lines.
+local function readme_syntax_lines()
+  local readme = assert(files.read("README.md"), "no README.md")
+  local reference = assert(readme:match("\n## Reference\n(.-)\n## "), "the README has no ## Reference section")
+  local lines = {}
+  for line in reference:gmatch("[^\n]+") do
+    if line:match("^syntax:") then lines[#lines + 1] = line end
+  end
+  return lines
+end
+
+-- True when one of lines names `name` as a whole word: a function when followed by ( or {, a
+-- field when followed by anything but a name character.
+local function named(lines, name, is_function)
+  for _, line in ipairs(lines) do
+    local from = 1
+    while true do
+      local i, j = line:find(name, from, true)
+      if not i then break end
+      local before, after = line:sub(i - 1, i - 1), line:sub(j + 1, j + 1)
+      local starts = i == 1 or not before:match("[%w_%.:]")
+      local ends
+      if is_function then ends = after == "(" or after == "{" or after == " " and line:sub(j + 2, j + 2) == "{"
+      else ends = not after:match("[%w_]") end
+      if starts and ends then return true end
+      from = j + 1
+    end
+  end
+  return false
+end
+
 describe("API reference #docs", function()
   local dir, ok, output
   local client
   local api, sandbox_api, classes = {}, {}, {}
+  local fields, sandbox_fields, driver_api, http_api = {}, {}, {}, {}
 
   setup(function()
     dir = files.tmpdir()
@@ -111,6 +168,14 @@ describe("API reference #docs", function()
     files.write(dir .. "/sb/sandbox.json", '{"url":"http://127.0.0.1:9/api","prefix":"' .. dir .. '/sb"}')
     local sb = assert(sandbox.attach(dir .. "/sb"))
     classes[methods_of(sb, sandbox_api)] = true
+
+    -- the fields that are not functions, and the nginx driver's entry points
+    fields_of(flextell, "", fields, { json = true }) -- json: its functions are listed above
+    fields_of(sandbox, "", sandbox_fields)
+    local driver = require "flextell.ngx.driver"
+    functions_of(driver, "", driver_api)
+    fields_of(driver, "", driver_api)
+    functions_of(load_with_ngx("flextell.ngx.http"), "", http_api)
   end)
 
   teardown(function()
@@ -153,5 +218,84 @@ describe("API reference #docs", function()
     end
     table.sort(stale)
     assert.are.same({}, stale, "documented methods that the live objects do not have")
+  end)
+
+  -- What a README syntax line shows for each name: name -> { text, is_function }.
+  local function expected()
+    local out = {}
+    local function add(name, text, fn) out[name] = { text, fn } end
+    for name in pairs(api) do
+      local class, method = name:match("^(%w+):([%w_]+)$")
+      if class then
+        local recv = assert(RECEIVER[class], "the README has no receiver name for class " .. class ..
+          ": add it to RECEIVER in this spec")
+        if method == "__tostring" then add(name, "tostring(" .. recv .. ")", false)
+        else add(name, recv .. ":" .. method, true) end
+      else
+        add(name, "flextell." .. name, true)
+      end
+    end
+    for name in pairs(fields) do add(name, "flextell." .. name, false) end
+    for name in pairs(sandbox_api) do
+      local class, method = name:match("^(%w+):([%w_]+)$")
+      if class then add("sandbox " .. name, assert(RECEIVER[class], "no receiver name for " .. class) .. ":" .. method, true)
+      else add("sandbox." .. name, "sandbox." .. name, true) end
+    end
+    for name in pairs(sandbox_fields) do add("sandbox." .. name, "sandbox." .. name, false) end
+    for name in pairs(driver_api) do add("driver." .. name, "driver." .. name, name ~= "PHASES") end
+    for name in pairs(http_api) do add("http." .. name, "http." .. name, true) end
+    return out
+  end
+
+  it("has a syntax line in the README's reference for every public function, method and field", function()
+    local lines = readme_syntax_lines()
+    local want = expected()
+    assert(want["Client:get"] and want["sandbox.start"] and want["driver.await"] and want._VERSION,
+      "the API was not listed")
+    local absent = {}
+    for _, name in ipairs(sorted_keys(want)) do
+      if not named(lines, want[name][1], want[name][2]) then absent[#absent + 1] = name .. " (" .. want[name][1] .. ")" end
+    end
+    assert.are.same({}, absent, "public names without a `syntax:` line in the README's ## Reference")
+  end)
+
+  it("names nothing in the README's syntax lines that the live objects do not have", function()
+    local methods_by_receiver = {}
+    local function note(class, method)
+      local recv = RECEIVER[class]
+      if recv then
+        methods_by_receiver[recv] = methods_by_receiver[recv] or {}
+        methods_by_receiver[recv][method] = true
+      end
+    end
+    for _, set in ipairs { api, sandbox_api } do
+      for name in pairs(set) do
+        local class, method = name:match("^(%w+):([%w_]+)$")
+        if class then note(class, method) end
+      end
+    end
+    local modules = { flextell = {}, sandbox = {}, driver = driver_api, http = http_api }
+    for name in pairs(api) do if not name:find(":", 1, true) then modules.flextell[name] = true end end
+    for name in pairs(fields) do modules.flextell[name] = true end
+    for name in pairs(sandbox_api) do if not name:find(":", 1, true) then modules.sandbox[name] = true end end
+    for name in pairs(sandbox_fields) do modules.sandbox[name] = true end
+    local stale = {}
+    for _, line in ipairs(readme_syntax_lines()) do
+      for recv, method in line:gmatch("([%a_][%w_]*):([%a_][%w_]*)%s*[%({]") do
+        if methods_by_receiver[recv] and not methods_by_receiver[recv][method] then
+          stale[#stale + 1] = recv .. ":" .. method
+        end
+      end
+      for mod, name in line:gmatch("([%a_][%w_]*)%.([%a_][%w_%.]*)") do
+        local known = modules[mod]
+        local i = line:find(mod .. "." .. name, 1, true)
+        local before = i and i > 1 and line:sub(i - 1, i - 1) or ""
+        if known and not before:match("[%w_%.:\"']") and not known[name] then -- not in require "..."
+          stale[#stale + 1] = mod .. "." .. name
+        end
+      end
+    end
+    table.sort(stale)
+    assert.are.same({}, stale, "the README's syntax lines name functions the live objects do not have")
   end)
 end)
