@@ -111,6 +111,21 @@ describe("writes", function()
         delay = 0, method = "GET", url = sb.url .. "/v1/customers/3" } }, retries)
     end)
 
+    -- easy handles are kept from call to call: a re-send of one call must not count against the
+    -- next (libcurl gives up after 5 re-sends per handle, counted until the handle is reset)
+    it("lets libcurl re-send a GET on each of seven calls in a row", function()
+      local c = new { max_retries = 0 }
+      for n = 1, 7 do
+        warm(c)
+        sb:arm { path = "/api/v1/customers/3", fault = "hangup" }
+        local data, meta_or_err, res = c:get("/v1/customers/3")
+        assert.is_truthy(data, "call " .. n .. ": " .. tostring(meta_or_err))
+        assert.are.same({ 3, 2 }, { data.id, res.attempts })
+      end
+      assert.are.equal(14, #log("GET", "/v1/customers/3"))
+      assert.are.equal(7, #retries)
+    end)
+
     it("reports a read timeout on a reused connection as timeout, not connect_timeout", function()
       local c = new { timeout = 1, max_retries = 0 }
       warm(c)

@@ -701,7 +701,7 @@ static void call_free(fx_call *r)
   fx_call_release_slots(r);
   if (r->easy != NULL) {
     if (r->mime != NULL) curl_easy_setopt(r->easy, CURLOPT_MIMEPOST, NULL);
-    fx_loop_release_easy(NULL, r->easy);
+    fx_loop_release_easy(NULL, r->easy, 0);
     r->easy = NULL;
   }
   curl_mime_free(r->mime);

@@ -290,8 +290,12 @@ void flextell_call_open(lua_State *L);
 
 /* loop.c: one per lua_State */
 fx_loop *fx_loop_get(lua_State *L); /* the state's loop, made on first use */
-CURL *fx_loop_take_easy(lua_State *L);            /* from the pool, or new; raises */
-void fx_loop_release_easy(fx_loop *lp, CURL *easy); /* lp may be NULL or dead: cleaned up */
+#define FX_IDLE_EASY 8 /* easy handles a loop keeps for the next transfers */
+CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp); /* a kept one, or new; lp may be NULL; raises */
+/* keeps the handle for the next transfer when keep (fx_loop_keeps_easy) and lp is alive, else
+ * cleans it up */
+void fx_loop_release_easy(fx_loop *lp, CURL *easy, int keep);
+int fx_loop_keeps_easy(const fx_call *r);
 void fx_loop_detach(fx_call *r);                   /* out of the multi handle, if it is in */
 int fx_drive_blocking(lua_State *L, int idx); /* drives the call at idx to its result */
 void fx_loop_close_client(lua_State *L, fx_client *c); /* in-flight calls of c end as closed */

@@ -27,6 +27,8 @@ struct fx_loop {
   int nflight, capflight;
   fx_call **queued;         /* task calls sent but not yet handed to libcurl (see admit) */
   int nqueued, capqueued;
+  CURL *idle[FX_IDLE_EASY]; /* easy handles of ended transfers, scrubbed, for the next ones */
+  int nidle;
   int dead;                 /* collected (lua_close): calls finalized later must not touch it */
 };
 
@@ -50,6 +52,7 @@ static int loop_gc(lua_State *L)
   lp->nqueued = 0;
   free(lp->queued);
   lp->queued = NULL;
+  while (lp->nidle > 0) curl_easy_cleanup(lp->idle[--lp->nidle]);
   if (lp->multi != NULL) curl_multi_cleanup(lp->multi);
   lp->multi = NULL;
   return 0;
@@ -110,18 +113,54 @@ static void push_anchored(lua_State *L, fx_call *r)
   lua_remove(L, -2);
 }
 
-/* Easy handles are made for a transfer and cleaned up after it, not reset and pooled:
- * curl_easy_reset cannot report that it ran out of memory and may leave a handle half set up,
- * and the connections, which are what is worth keeping, live in the multi handle anyway. */
-void fx_loop_release_easy(fx_loop *lp, CURL *easy)
+/* Easy handles are kept for the next transfer (libcurl's advice: making one costs more than
+ * the rest of a small call's work in C), not curl_easy_reset: reset gives no word when it runs
+ * out of memory and then leaves defaults unset. Instead a handle is scrubbed: every option that
+ * fx_transport_start sets only for some calls, and every pointer into the call that ended, is
+ * set back to libcurl's default; none of these settings allocates. A handle that had a CA file
+ * or folder (whose default cannot be set back without allocating) is cleaned up instead; so is
+ * one that held a multipart body (its mime part belongs to the handle), went through a proxy, or
+ * ended otherwise than with one answer (fx_loop_keeps_easy). */
+void fx_loop_release_easy(fx_loop *lp, CURL *easy, int keep)
 {
-  (void)lp;
-  curl_easy_cleanup(easy);
+  if (easy == NULL) return;
+  if (lp == NULL || lp->dead || !keep || lp->nidle == FX_IDLE_EASY) {
+    curl_easy_cleanup(easy);
+    return;
+  }
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 0L);
+  curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, 118L); /* libcurl's default */
+  curl_easy_setopt(easy, CURLOPT_PROXY, NULL);
+  lp->idle[lp->nidle++] = easy;
 }
 
-CURL *fx_loop_take_easy(lua_State *L)
+/* Whether a call's handle may be kept now that its transfer ended (see fx_loop_release_easy):
+ * only after a transfer that went well and went on the wire once. libcurl 7.88 counts its
+ * re-sends on a new connection per handle and sets the count back only in curl_easy_reset, so
+ * a kept handle that had re-sent would refuse a later re-send too early ("Connection died,
+ * tried 5 times"). */
+int fx_loop_keeps_easy(const fx_call *r)
 {
-  CURL *e = curl_easy_init();
+  return r->result == CURLE_OK && r->sends == 1 && r->mime == NULL && r->ca_file == NULL &&
+         r->ca_path == NULL && r->proxy == NULL; /* a proxy's authentication state stays too */
+}
+
+CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp)
+{
+  CURL *e;
+  if (lp != NULL && !lp->dead && lp->nidle > 0) return lp->idle[--lp->nidle];
+  e = curl_easy_init();
   if (e == NULL) luaL_error(L, "not enough memory");
   return e;
 }
@@ -147,7 +186,7 @@ void fx_loop_detach(fx_call *r)
       break;
     }
   if (r->mime == NULL) { /* a multipart body stays bound to its easy handle for retries */
-    fx_loop_release_easy(lp, r->easy);
+    fx_loop_release_easy(lp, r->easy, 0); /* cut short: not kept */
     r->easy = NULL;
   }
 }
@@ -168,7 +207,7 @@ static void grow(lua_State *L, fx_call ***arr, int n, int *cap)
 /* Hands a call's transfer to libcurl (the call is anchored and marked sent already). */
 static void hand_over(lua_State *L, fx_loop *lp, fx_call *r)
 {
-  CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L);
+  CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L, lp);
   r->easy = e;
   grow(L, &lp->flight, lp->nflight, &lp->capflight);
   fx_transport_start(L, r, e);
@@ -250,7 +289,7 @@ static void perform(lua_State *L, fx_loop *lp)
       handed_back(L, r, idx);
       fx_transport_done(L, idx, result);
       if (r->mime == NULL && r->easy == e) {
-        fx_loop_release_easy(lp, e);
+        fx_loop_release_easy(lp, e, fx_loop_keeps_easy(r));
         r->easy = NULL;
       }
       lua_settop(L, idx - 1);
@@ -270,7 +309,7 @@ static void perform(lua_State *L, fx_loop *lp)
       handed_back(L, r, idx);
       fx_transport_stalled(L, idx);
       if (r->mime == NULL) {
-        fx_loop_release_easy(lp, r->easy);
+        fx_loop_release_easy(lp, r->easy, 0); /* cut short: not kept */
         r->easy = NULL;
       }
       lua_settop(L, idx - 1);
