@@ -110,6 +110,35 @@ describe("paging", function()
       assert.are.equal(45, #items)
     end)
 
+    it("holds pager:next to max_items: the page that goes past it is an error, not handed out in part", function()
+      local p = client:pager("/resources", { limit = 50 }, { max_items = 60 })
+      local page = assert(p:next())
+      assert.are.equal(50, #page)
+      local none, err = p:next()
+      assert.is_nil(none)
+      assert.are.same({ "limit", "max_items", "the list has more than 60 items", "/resources" },
+        { err.kind, err.code, err.message, err.path })
+      assert.are.same({ 50, 1 }, { p.items, p.pages }) -- it stayed where it was
+    end)
+
+    it("holds each and pages to max_items: they raise the limit error after the items within it", function()
+      local seen = 0
+      local ok, err = pcall(function()
+        for _ in client:each("/resources", { limit = 50 }, { max_items = 60 }) do seen = seen + 1 end
+      end)
+      assert.is_false(ok)
+      assert.are.same({ 50, "limit", "max_items" }, { seen, err.kind, err.code })
+      local pages = 0
+      ok, err = pcall(function()
+        for _ in client:pages("/resources", { limit = 50 }, { max_items = 60 }) do pages = pages + 1 end
+      end)
+      assert.is_false(ok)
+      assert.are.same({ 1, "limit", "max_items" }, { pages, err.kind, err.code })
+      seen = 0
+      for _ in client:each("/v1/customers", { per_page = 50 }, { max_items = 45 }) do seen = seen + 1 end
+      assert.are.equal(45, seen)
+    end)
+
     it("returns nil, err when a page fails", function()
       local items, err = client:all("/v1/customers", { per_page = 500 })
       assert.is_nil(items)

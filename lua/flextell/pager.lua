@@ -44,7 +44,8 @@ Pager.__name = "flextell.Pager"
 -- @treturn[1] table meta
 -- @treturn[1] table res
 -- @treturn[2] nil when the list is done
--- @return[3] nil, err (a `flextell.Error`: kind `limit`, code `max_pages` past `max_pages`; kind
+-- @return[3] nil, err (a `flextell.Error`: kind `limit`, code `max_pages` past `max_pages`, or
+--   code `max_items` when this page would take the list past `max_items`; kind
 --   `protocol`, codes `not_a_list`, `invalid_meta`, `missing_cursor`, `repeated_cursor`,
 --   `repeated_page`, `style_changed`; or the call's error)
 function Pager:next()
@@ -74,6 +75,12 @@ function Pager:next()
   end
   local function protocol(code, message)
     return nil, fail("protocol", code, message, { method = res.method, url = res.url, status = res.status })
+  end
+  -- a page that would take the list past max_items is not handed out in part: the caller gets the
+  -- error instead, and the pager stays where it was
+  if self.max_items and self.items + #data > self.max_items then
+    return nil, fail("limit", "max_items", "the list has more than " .. self.max_items .. " items",
+      { path = self.path, method = res.method, url = res.url, status = res.status })
   end
   local style = meta.style
   if self.style ~= nil and style ~= nil and style ~= self.style then
@@ -190,7 +197,8 @@ function M.install(methods)
   -- @function Client:pager
   -- @tparam string path the list's path
   -- @tparam[opt] table query the query
-  -- @tparam[opt] table opts `max_pages` (default 100000), `max_items`, `resume` (a checkpoint),
+  -- @tparam[opt] table opts `max_pages` (default 100000), `max_items` (a page that would take the
+  --   list past it is a `limit` `max_items` error instead), `resume` (a checkpoint),
   --   `prefetch` (the next page is fetched while you work on this one), and the per-call `headers`,
   --   `tenant`, `timeout`, `deadline`, `max_retries`, `raw_body`
   -- @treturn Pager the pager
@@ -257,17 +265,13 @@ function M.install(methods)
     local p = new_pager(self, path, query, opts)
     local items, n = core.array(), 0
     while true do
-      local page, err = p:next()
+      local page, err = p:next() -- checks max_items
       if page == nil then
         if err ~= nil then return nil, err end
         return items
       end
       for j = 1, #page do
         n = n + 1
-        if p.max_items and n > p.max_items then
-          return nil, fail("limit", "max_items", "the list has more than " .. p.max_items .. " items",
-            { path = path })
-        end
         items[n] = page[j]
       end
     end
