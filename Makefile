@@ -118,23 +118,7 @@ demo: deps-demo
 sandbox: core
 	$(DEV_ENV) $(LUA) bin/flextell-sandbox run --tls
 
-bench: core $(BUILD)/bench/raw_get
-	$(DEV_ENV) $(LUA) bench/bench.lua $(BUILD)/bench/raw_get
-
-# make bench-compare OLD=<commit>: the blocking path (a small GET, a 100-item page, a 100-page
-# cursor walk) of the code at <commit> against the working tree's, each as a ratio to raw libcurl,
-# in alternating rounds of one run (bench/compare.lua). The old side is built from git archive in
-# build/bench-old/; src/ is not touched. Without OLD: the newest commit on main without
-# src/call.c, i.e. the last one before the call-state-machine redesign. Results also go to
-# bench/results/latest.md.
-.PHONY: bench-compare
-OLD ?=
-bench-compare: core $(BUILD)/bench/raw_get
-	$(DEV_ENV) LUA=$(LUA) $(LUA) bench/compare.lua $(BUILD)/bench/raw_get $(OLD)
-
-$(BUILD)/bench/raw_get: bench/raw_get.c
-	mkdir -p $(BUILD)/bench
-	$(CC) -O2 -Wall -Wextra -Werror $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
+include mk/bench.mk
 
 # examples/host: a program that embeds Lua 5.4 with the core compiled in (no core.so), whatever
 # LUA the rest of the build is for.

@@ -1,5 +1,5 @@
 -- make bench-compare OLD=<commit>: the blocking path of an older lua-flextell against the working
--- tree's, each as a ratio to plain libcurl (bench/raw_get), timed in alternating rounds of one
+-- tree's, each as a ratio to plain libcurl (bench/peers/raw_get.c), timed in alternating rounds of one
 -- run on one sandbox. The old side is `git archive <commit> src lua Makefile mk`, built in
 -- build/bench-old/<commit>/ with that commit's own Makefile; it runs in processes of its own with
 -- LUA_PATH and LUA_CPATH pointing there. The new side is the working tree (lua/ and the core that
