@@ -696,7 +696,7 @@ and its hooks.
 @function Client:with
 @tparam table opts `tenant` (a number, or `false` to remove the tenant), `headers`, `timeout`,
   `connect_timeout`, `deadline` (seconds), `max_retries`, `prefix`, `user_agent`, `pace`,
-  `stall_timeout` (seconds), `transport`
+  `stall_timeout` (seconds), `write_max_idle` (seconds, 0 to 3600), `transport`
 @treturn Client the derived client
 @raise on an unknown option or a value of the wrong type
 @usage local t7 = client:with { tenant = 7 } -- sends X-Tenant: 7
@@ -1104,7 +1104,10 @@ static int client_rate_limit(lua_State *L)
 {
   fx_client *c = fx_client_check(L, 1);
   fx_window *w = &c->shared->window;
-  if (!w->known) return 0;
+  if (!w->known) {
+    lua_pushnil(L);
+    return 1;
+  }
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)w->limit);
   lua_setfield(L, -2, "limit");

@@ -10,8 +10,9 @@
 local http -- flextell.ngx.http, loaded by init (it needs nginx's ngx table)
 
 local ngx = ngx
-local pcall, setmetatable, type = pcall, setmetatable, type
+local coroutine, pcall, select, setmetatable, type = coroutine, pcall, select, setmetatable, type
 local unpack = table.unpack or unpack -- luacheck: ignore 143
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end -- luacheck: ignore 143
 
 local M = {}
 
@@ -40,6 +41,16 @@ local semaphore
 
 local drive
 
+-- The call each light thread is driving now, for task:cancel() (flextell/ngx/tasks.lua), which
+-- kills the thread and ends that call, so its error says which request it was and whether it may
+-- have been sent.
+local driving = setmetatable({}, { __mode = "k" })
+
+--- M.driving(co) -> the call the coroutine (a light thread) is driving now, or nil.
+function M.driving(co)
+  return driving[co]
+end
+
 -- A token refresh (the child call) runs in a timer of its own; the request waits for it.
 local function refresh(child)
   semaphore = semaphore or require "ngx.semaphore"
@@ -56,7 +67,18 @@ local function refresh(child)
   while not child:done() do done:wait(60) end
 end
 
+local drive_steps
+
 function drive(call)
+  local co = coroutine.running()
+  local outer = driving[co] -- a refresh driven here when no timer was to be had
+  driving[co] = call
+  local r = pack(drive_steps(call))
+  driving[co] = outer
+  return unpack(r, 1, r.n)
+end
+
+function drive_steps(call)
   while true do
     local what, a = call:next()
     if what == "send" then
@@ -98,6 +120,8 @@ function M.await(call)
   return drive(call)
 end
 
+--- M.init(core): makes this the driver of every call of the state (flextell's init does it when
+-- it finds itself inside nginx).
 function M.init(core)
   Error = core.Error
   http = require "flextell.ngx.http"

@@ -3,8 +3,9 @@
 -- step return at once, since nginx's event loop is the scheduler.
 
 local ngx = ngx
-local error, getmetatable, select, setmetatable, tostring, type =
-  error, getmetatable, select, setmetatable, tostring, type
+local driver = require "flextell.ngx.driver"
+local coroutine, error, getmetatable, pcall, select, setmetatable, tostring, type =
+  coroutine, error, getmetatable, pcall, select, setmetatable, tostring, type
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}
@@ -34,9 +35,14 @@ end
 
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
-  local thread, err = ngx.thread.spawn(fn, ...)
+  local task = setmetatable({ finished = false }, Task)
+  local thread, err = ngx.thread.spawn(function(...)
+    task.co = coroutine.running()
+    return fn(...)
+  end, ...)
   if not thread then error("flextell.spawn: " .. tostring(err), 2) end
-  return setmetatable({ thread = thread, finished = false }, Task)
+  task.thread = thread
+  return task
 end
 
 function M.wait(...)
@@ -75,11 +81,23 @@ function Task:done()
   return coroutine.status(self.thread) == "dead"
 end
 
+-- Kills the light thread; the call it was driving ends too, and the error is that call's (method,
+-- url, attempts, maybe_sent), as with the task API outside nginx.
 function Task:cancel()
   if self.finished then return end
+  local call = self.co and driver.driving(self.co)
   ngx.thread.kill(self.thread)
   self.finished = true
-  self.err = cancelled()
+  local err
+  if call then
+    call:cancel()
+    local ok, _, e = pcall(call.result, call)
+    if ok and type(e) == "table" then
+      e.message = "the task was cancelled"
+      err = e
+    end
+  end
+  self.err = err or cancelled()
 end
 
 function M.init(core)

@@ -19,7 +19,9 @@ local concat, format = table.concat, string.format
 local core = require "flextell.core"
 local json = { encode = core.json_encode, decode = core.json_decode }
 
-local M = { _VERSION = "0.1.0" }
+local M = {}
+--- The library's version (the sandbox ships with it).
+M._VERSION = core._VERSION
 
 --- Starting and attaching.
 -- @section start
@@ -847,6 +849,7 @@ function M.free_port()
   return pick_port({})
 end
 
+--- The class of the handles `start` and `attach` return (its methods are the handle's).
 M.Sandbox = Sandbox
 --- The default options of `start`.
 M.defaults = DEFAULTS
