@@ -83,7 +83,8 @@ describe("#nginx TLS under the nginx driver", function()
   end
 
   it("fails verification with tls_verify_failed when the depth is nginx's default (1)", function()
-    verify_fails(app(("  lua_ssl_trusted_certificate %s/root.pem;"):format(dir)), "TLS: 20: unable to get local issuer certificate")
+    verify_fails(app(("  lua_ssl_trusted_certificate %s/root.pem;"):format(dir)),
+      "TLS: 20: unable to get local issuer certificate")
   end)
 
   it("fails verification with tls_verify_failed without a trusted certificate", function()
