@@ -303,6 +303,8 @@ local function versions()
     requests = first_line("python3 -c 'import requests; print(requests.__version__)'"),
     wrk = first_line("wrk -v"):match("^(wrk %S+)") or "?",
     luacurl = pkg("lua-curl"), cjson = pkg("lua-cjson"), luasocket = pkg("lua-socket"),
+    lcurlv3 = have_lcurlv3 and first_line(PEERS.lcurlv3.cmd:gsub(" lua5%.4 .*$", "") ..
+      " lua5.4 -e 'print(require(\"cURL\")._VERSION)'") or nil,
     head = capture("git rev-parse --short=12 HEAD 2>/dev/null"),
     dirty = capture("git status --porcelain -- src lua 2>/dev/null") ~= "",
   }
@@ -429,7 +431,7 @@ local function report(env, rounds, host)
   md(fmt("lua-flextell at `%s`%s; %s; %s; libcurl %s; %s; %s, requests %s; %s; lua-curl %s, lua-cjson %s, "
     .. "lua-socket %s (Debian).", env.head, env.dirty and " with uncommitted changes in src/ or lua/" or "",
     env.lua, env.luajit, env.libcurl, env.nginx, env.python, env.requests, env.wrk, env.luacurl, env.cjson,
-    env.luasocket))
+    env.luasocket) .. (env.lcurlv3 and (" Lua-cURLv3 " .. env.lcurlv3 .. ", built from LUACURLV3_SRC.") or ""))
   md("")
   md(fmt("Loopback only. %d rounds; in each, every client of a table runs once, in a process of its own, "
     .. "the first client moving on by one each round; figures are medians over the rounds with (min-max); "
@@ -476,6 +478,22 @@ local function report(env, rounds, host)
     end,
   })
   md("")
+  -- Where a page's time goes: the transport (the raw loop's page) against decoding it, estimated
+  -- from the decode rate measured on the 3 MiB body.
+  local dec = by_key("decode")
+  local function per_page_us(c)
+    local m = stats.median(series(walk, c, rounds))
+    return 1e6 * fixtures.PER_PAGE / m
+  end
+  local decode_us = info.lists.items.page_bytes / stats.median(series(dec, "fx54", rounds))
+  local cjson_us = info.lists.items.page_bytes / stats.median(series(dec, "cjson54", rounds))
+  local fx_us = per_page_us("fx54")
+  md(fmt("Where a page's time goes (medians): lua-flextell on Lua 5.4 takes %.0f us a page, the raw C loop %.0f us "
+    .. "(the transport, no decoding); decoding a %d-byte page takes about %.0f us with `flextell.json.decode` "
+    .. "(%.0f%% of lua-flextell's page) and %.0f us with `cjson.decode` on Lua 5.4, at the rates measured on the "
+    .. "3 MiB body in (d).", fx_us, per_page_us("raw"), info.lists.items.page_bytes, decode_us,
+    100 * decode_us / fx_us, cjson_us))
+  md("")
 
   md(fmt("## (d) The 3 MiB list body (%d items, %d B)", info.export.items, info.export.bytes))
   md("")
@@ -484,7 +502,6 @@ local function report(env, rounds, host)
   md("")
   rate_table(big, rounds, "raw", "raw C")
   md("")
-  local dec = by_key("decode")
   md(fmt("Decoding only, %d times per run: `flextell.json.decode` against `cjson.decode` on the same "
     .. "interpreter (Python's json for scale).", BIG_N))
   md("")
