@@ -38,9 +38,15 @@ call, the same as for the built-in drivers. The methods are also in `flextell.Ca
 
 /* ---- the object ---------------------------------------------------------------------------- */
 
+/* A call's userdata holds a pointer to its state, which lives outside Lua's heap: the state is
+ * large (error texts, hooks), and Lua's collector paces its work by the bytes allocated in its
+ * heap, so a state inside the userdata made each small call pay for a good share of a
+ * collection. __gc frees the state, or keeps it for the next call of the client (S->spare). */
 fx_call *fx_call_at(lua_State *L, int idx)
 {
-  return (fx_call *)luaL_checkudata(L, idx, FX_CALL_MT);
+  fx_call *r = *(fx_call **)luaL_checkudata(L, idx, FX_CALL_MT);
+  if (r == NULL) luaL_error(L, "the call was finalized");
+  return r;
 }
 
 /* The call's user value table is pushed; fields: client, child, result, err. */
@@ -71,12 +77,17 @@ fx_call *fx_call_new(lua_State *L, int cidx, int kind)
   fx_client *c = fx_client_check(L, cidx);
   fx_shared *S = c->shared;
   fx_call *r;
+  fx_call **box;
   cidx = fx_absindex(L, cidx);
-  r = (fx_call *)fx_newuserdata(L, sizeof *r, 1);
+  box = (fx_call **)fx_newuserdata(L, sizeof *box, 1);
+  *box = NULL;
+  luaL_setmetatable(L, FX_CALL_MT);
+  r = S->nspare > 0 ? S->spare[--S->nspare] : (fx_call *)malloc(sizeof *r);
+  if (r == NULL) luaL_error(L, "not enough memory");
   memset(r, 0, sizeof *r);
+  *box = r;
   r->retry_after = -1;
   r->out.retry_after = -1;
-  luaL_setmetatable(L, FX_CALL_MT);
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, cidx);
   lua_setfield(L, -2, "client");
@@ -716,6 +727,7 @@ static void call_free(fx_call *r)
   fx_buf_free(&r->body);
   fx_buf_free(&r->resp_body);
   fx_buf_free(&r->resp_headers);
+  fx_buf_free(&r->scratch);
   if (r->shared != NULL) {
     fx_shared_release(r->shared);
     r->shared = NULL;
@@ -724,7 +736,20 @@ static void call_free(fx_call *r)
 
 static int call_gc(lua_State *L)
 {
-  call_free((fx_call *)luaL_checkudata(L, 1, FX_CALL_MT));
+  fx_call **box = (fx_call **)luaL_checkudata(L, 1, FX_CALL_MT);
+  fx_call *r = *box;
+  fx_shared *S;
+  if (r == NULL) return 0;
+  *box = NULL;
+  S = r->shared;
+  if (S != NULL) S->refs++; /* call_free lets go of it: keep it for the spare */
+  call_free(r);
+  if (S != NULL && S->nspare < (int)(sizeof S->spare / sizeof S->spare[0])) {
+    S->spare[S->nspare++] = r;
+  } else {
+    free(r);
+  }
+  if (S != NULL) fx_shared_release(S);
   return 0;
 }
 
@@ -1041,7 +1066,7 @@ static int call_done(lua_State *L)
 
 static int call_tostring(lua_State *L)
 {
-  fx_call *r = (fx_call *)luaL_checkudata(L, 1, FX_CALL_MT);
+  fx_call *r = fx_call_at(L, 1);
   static const char *const names[] = {"start", "ready", "send", "flight", "wait", "hold",
                                       "refresh", "hook", "done"};
   lua_pushfstring(L, "flextell.Call %s %s (%s): %p", r->method, r->url ? r->url : "?",

@@ -99,6 +99,7 @@ static void free_secret(char **p)
 void fx_shared_release(fx_shared *S)
 {
   if (--S->refs > 0) return;
+  while (S->nspare > 0) free(S->spare[--S->nspare]);
   free_secret(&S->access_token);
   free_secret(&S->refresh_token);
   free_secret(&S->client_secret);

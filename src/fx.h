@@ -72,6 +72,8 @@ typedef struct fx_shared {
   /* the rate-limit window, and the calls in flight against it */
   fx_window window;
   int inflight;            /* transfers in flight, for max_concurrency */
+  struct fx_call *spare[4]; /* freed call states, for the next calls (call.c) */
+  int nspare;
 } fx_shared;
 
 typedef struct fx_client {
@@ -197,6 +199,7 @@ typedef struct fx_call {
   char detail[256];   /* a failure's text */
   fx_buf resp_body;
   fx_buf resp_headers; /* raw header lines of the final response */
+  fx_buf scratch;      /* working space: the URL while it is built, strings while JSON is decoded */
   long long rl_limit, rl_remaining, rl_reset; /* X-RateLimit-* of the last answer */
   int rl_known;
   double retry_after;  /* seconds, < 0 when absent */

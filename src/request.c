@@ -345,12 +345,39 @@ static void header_set(lua_State *L, struct curl_slist **list, const char *line)
   *list = next;
 }
 
-/* Sets "Name: value" for a header the library itself adds (always valid: checked values). */
+/* Sets "Name: <prefix><value>" for a header the library itself adds (always valid: checked
+ * values); value NULL removes the header from what libcurl would send ("Name:"), "" sends it
+ * empty ("Name;"). The line is made on the C stack (in Lua only when it is long): libcurl copies
+ * it, and no Lua string is left holding it (a token, say). */
+static void header_put2(lua_State *L, fx_call *r, const char *name, const char *prefix, const char *value)
+{
+  char line[2048];
+  size_t nl = strlen(name), pl = strlen(prefix), vl = value != NULL ? strlen(value) : 0;
+  if (value != NULL && *value != '\0' && nl + 2 + pl + vl < sizeof line) {
+    memcpy(line, name, nl);
+    memcpy(line + nl, ": ", 2);
+    memcpy(line + nl + 2, prefix, pl);
+    memcpy(line + nl + 2 + pl, value, vl + 1);
+    header_set(L, &r->headers, line);
+    memset(line, 0, nl + 2 + pl + vl);
+    return;
+  }
+  if (value != NULL && *value != '\0' && *prefix != '\0') {
+    lua_pushstring(L, prefix);
+    lua_pushstring(L, value);
+    lua_concat(L, 2);
+    value = lua_tostring(L, -1);
+  } else {
+    lua_pushnil(L);
+  }
+  fx_header_push_line(L, name, nl, value);
+  header_set(L, &r->headers, lua_tostring(L, -1));
+  lua_pop(L, 2);
+}
+
 static void header_put(lua_State *L, fx_call *r, const char *name, const char *value)
 {
-  fx_header_push_line(L, name, strlen(name), value);
-  header_set(L, &r->headers, lua_tostring(L, -1));
-  lua_pop(L, 1);
+  header_put2(L, r, name, "", value);
 }
 
 /* A headers table, { Name = "value" | false }, as lines (set or drop) appended to *list; the
@@ -525,7 +552,8 @@ static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_l
                 "the path must be a path under the base URL, not a URL (the token goes only there)");
     return -1;
   }
-  u = fx_buf_push(L);
+  u = &r->scratch;
+  fx_buf_clear(u);
   oom |= fx_buf_adds(u, c->base_url);
   if (path[0] != '/') {
     oom |= fx_buf_addc(u, '/');
@@ -553,7 +581,6 @@ static int build_url(lua_State *L, fx_client *c, const char *path, size_t path_l
   }
   if (fx_buf_addc(u, '\0') != 0 || (r->url = fx_strdup(u->data)) == NULL)
     luaL_error(L, "not enough memory");
-  lua_pop(L, 1);
   return 0;
 }
 
@@ -639,8 +666,6 @@ void fx_call_set_auth(lua_State *L, fx_call *r, const char *token)
     r->has_auth = 0;
     return;
   }
-  lua_pushfstring(L, "Bearer %s", token);
-  header_put(L, r, "Authorization", lua_tostring(L, -1));
-  lua_pop(L, 1);
+  header_put2(L, r, "Authorization", "Bearer ", token);
   r->has_auth = 1;
 }

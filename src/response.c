@@ -58,8 +58,14 @@ void fx_failure_to_fail(const fx_call *r, fx_fail *f)
 void fx_push_headers(lua_State *L, const fx_buf *h)
 {
   size_t i = 0;
-  int t;
-  lua_newtable(L);
+  int t, lines = 0;
+  const char *q = h->data, *qe = h->data + h->len;
+  /* sized for every line (the status line and the blank one too): no rehash while filling */
+  while (q < qe && (q = memchr(q, '\n', (size_t)(qe - q))) != NULL) {
+    lines++;
+    q++;
+  }
+  lua_createtable(L, 0, lines);
   t = lua_gettop(L);
   while (i < h->len) {
     const char *line = h->data + i, *colon, *v, *e;
@@ -163,13 +169,14 @@ static int json_type(const char *ct, size_t n)
 static int decode_body(lua_State *L, fx_call *r, fx_fail *f)
 {
   char msg[200];
-  fx_buf *scratch = fx_buf_push(L);
-  int rc = fx_json_decode(L, r->resp_body.data, r->resp_body.len, scratch, msg, sizeof msg);
+  fx_buf *scratch = &r->scratch;
+  int rc;
+  fx_buf_clear(scratch);
+  rc = fx_json_decode(L, r->resp_body.data, r->resp_body.len, scratch, msg, sizeof msg);
   if (rc == FX_JSON_NOMEM) luaL_error(L, "not enough memory");
   if (rc != 0) {
     size_t n;
     const char *ct = fx_header_find(&r->resp_headers, "content-type", &n);
-    lua_pop(L, 1);
     if (ct != NULL && !json_type(ct, n))
       fx_fail_set(f, "decode", "not_json", "the response body is not JSON (Content-Type %.*s)",
                   (int)(n > 80 ? 80 : n), ct);
@@ -177,7 +184,6 @@ static int decode_body(lua_State *L, fx_call *r, fx_fail *f)
       fx_fail_set(f, "decode", "invalid_json", "the response body is not valid JSON: %s", msg);
     return -1;
   }
-  lua_remove(L, -2);
   return 0;
 }
 
