@@ -150,6 +150,7 @@ typedef struct fx_call {
   int has_body;
   curl_mime *mime;
   CURL *easy;
+  int easy_warm;      /* the handle has the options that are the same for every transfer */
   int no_auth;
   double connect_timeout, stall_timeout;
   long long max_response_bytes;
@@ -294,7 +295,8 @@ void flextell_call_open(lua_State *L);
 /* loop.c: one per lua_State */
 fx_loop *fx_loop_get(lua_State *L); /* the state's loop, made on first use */
 #define FX_IDLE_EASY 8 /* easy handles a loop keeps for the next transfers */
-CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp); /* a kept one, or new; lp may be NULL; raises */
+/* a kept one (*warm = 1), or new (*warm = 0); lp may be NULL; raises */
+CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp, int *warm);
 /* keeps the handle for the next transfer when keep (fx_loop_keeps_easy) and lp is alive, else
  * cleans it up */
 void fx_loop_release_easy(fx_loop *lp, CURL *easy, int keep);

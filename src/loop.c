@@ -156,12 +156,16 @@ int fx_loop_keeps_easy(const fx_call *r)
          r->ca_path == NULL && r->proxy == NULL; /* a proxy's authentication state stays too */
 }
 
-CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp)
+CURL *fx_loop_take_easy(lua_State *L, fx_loop *lp, int *warm)
 {
   CURL *e;
-  if (lp != NULL && !lp->dead && lp->nidle > 0) return lp->idle[--lp->nidle];
+  if (lp != NULL && !lp->dead && lp->nidle > 0) {
+    *warm = 1; /* fx_transport_start set its options that never change */
+    return lp->idle[--lp->nidle];
+  }
   e = curl_easy_init();
   if (e == NULL) luaL_error(L, "not enough memory");
+  *warm = 0;
   return e;
 }
 
@@ -207,7 +211,7 @@ static void grow(lua_State *L, fx_call ***arr, int n, int *cap)
 /* Hands a call's transfer to libcurl (the call is anchored and marked sent already). */
 static void hand_over(lua_State *L, fx_loop *lp, fx_call *r)
 {
-  CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L, lp);
+  CURL *e = r->easy != NULL ? r->easy : fx_loop_take_easy(L, lp, &r->easy_warm);
   r->easy = e;
   grow(L, &lp->flight, lp->nflight, &lp->capflight);
   fx_transport_start(L, r, e);

@@ -643,7 +643,7 @@ int fx_prepare(lua_State *L, fx_client *c, const fx_spec *s, fx_call *r, fx_fail
     if (form_body(L, s->form, r, f) != 0) return -1;
     header_put(L, r, "Content-Type", "application/x-www-form-urlencoded");
   } else if (s->multipart != 0) {
-    if (r->easy == NULL) r->easy = fx_loop_take_easy(L, NULL); /* a mime body belongs to a handle */
+    if (r->easy == NULL) r->easy = fx_loop_take_easy(L, NULL, &r->easy_warm); /* a mime body belongs to a handle */
     if (multipart_body(L, s->multipart, r, f) != 0) return -1;
   }
   for (h = c->headers; h != NULL; h = h->next) header_set(L, &r->headers, h->data);

@@ -151,25 +151,28 @@ CURL *fx_transport_start(lua_State *L, fx_call *r, CURL *e)
   set_str(L, e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
-  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)r);
-  /* HTTP/1.1 everywhere (libcurl would negotiate HTTP/2 over TLS): one wire protocol for every
-   * driver, whose re-send rules are the ones on_prereq enforces */
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a token never follows a redirect */
   set_str(L, e, CURLOPT_PROTOCOLS_STR,
           r->allow_http || strncmp(r->url, "http:", 5) == 0 ? "http,https" : "https");
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-  set_str(L, e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (!r->easy_warm) { /* the same for every transfer: a kept handle has them already */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    /* HTTP/1.1 everywhere (libcurl would negotiate HTTP/2 over TLS): one wire protocol for every
+     * driver, whose re-send rules are the ones on_prereq enforces */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a token never follows a redirect */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    set_str(L, e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    r->easy_warm = 1;
+  }
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(r->connect_timeout < timeout ? r->connect_timeout : timeout));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response_bytes);
