@@ -539,6 +539,15 @@ describe("flextell.core json", function()
       assert.are.equal(40, t.k40)
     end)
 
+    -- an object after another at the same depth is made the size of the one before and filled in
+    -- place: the same rules hold there, and a size that does not fit changes nothing
+    it("keeps those rules for objects that follow others at the same depth (list items)", function()
+      local t = dec('[{"a":1,"b":2,"c":3},{"a":1,"a":2,"b":null,"b":4},{"a":1,"a":null},{"x":1},' ..
+        '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":{"g":1,"h":2}},{"f":{"g":null,"g":3}},{}]')
+      assert.are.same({ { a = 1, b = 2, c = 3 }, { a = 2, b = 4 }, {}, { x = 1 },
+        { a = 1, b = 2, c = 3, d = 4, e = 5, f = { g = 1, h = 2 } }, { f = { g = 3 } }, {} }, t)
+    end)
+
     it("marks decoded arrays with array_mt, including empty ones", function()
       assert.are.equal(array_mt, getmetatable(dec("[]")))
       assert.are.equal(array_mt, getmetatable(dec("[1]")))

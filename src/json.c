@@ -598,6 +598,7 @@ int fx_json_encode(lua_State *L, int idx, const char *what, fx_buf *out, char *e
  * so the table is created at its final size; larger containers switch to direct stores. */
 #define PENDING_ARRAY 32
 #define PENDING_PAIRS 16
+#define GUESS_DEPTHS 16
 /* LuaJIT lets one C call hold at most LUAI_MAXCSTACK (8000) slots; stay well below it. */
 #define STACK_BUDGET 4000
 
@@ -609,6 +610,9 @@ typedef struct decoder {
   size_t errlen;
   int base, mt, depth;
   int nomem; /* memory ran out: the caller raises */
+  /* members of the last object ended at each depth: the next object there (the items of a
+   * list) is made that size at once and filled in place, without rehashing or stacking pairs */
+  int guess[GUESS_DEPTHS];
 } decoder;
 
 static int dec_fail(decoder *d, const char *at, const char *fmt, ...)
@@ -989,8 +993,8 @@ static int dec_object(decoder *d)
     d->depth--;
     return 0;
   }
-  if (!pending_allowed(d)) {
-    lua_createtable(L, 0, 0);
+  if (!pending_allowed(d) || (d->depth < GUESS_DEPTHS && d->guess[d->depth] > 0)) {
+    lua_createtable(L, 0, d->depth < GUESS_DEPTHS ? d->guess[d->depth] : 0);
     tbl = lua_gettop(L);
   }
   for (;;) {
@@ -1046,6 +1050,7 @@ static int dec_object(decoder *d)
     }
     lua_settop(L, tbl);
   }
+  if (d->depth < GUESS_DEPTHS) d->guess[d->depth] = npairs;
   d->depth--;
   return 0;
 }
@@ -1092,6 +1097,7 @@ int fx_json_decode(lua_State *L, const char *s, size_t len, fx_buf *scratch, cha
   d.errlen = errlen;
   d.depth = 0;
   d.nomem = 0;
+  memset(d.guess, 0, sizeof d.guess);
   d.base = lua_gettop(L);
   if (!lua_checkstack(L, 4)) return FX_JSON_NOMEM;
   lua_getfield(L, LUA_REGISTRYINDEX, FX_ARRAY_MT);
