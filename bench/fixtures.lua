@@ -99,7 +99,7 @@ function M.generate(dir)
   return info
 end
 
-local function conf(dir, port, tls_port, user_root)
+local function conf(dir, port, tls_port, user_root, note)
   local www = dir .. "/www"
   local lines = {
     user_root and "user root;" or "",
@@ -143,7 +143,7 @@ local function conf(dir, port, tls_port, user_root)
     "    location ~ ^/api/v1/(?<list>items|few|many)$ { try_files /v1/$list/$page.json =404; }",
     -- `return` answers any method with the same bytes; nginx reads and drops a request body,
     -- so the connection stays usable
-    "    location = /api/v1/notes { return 200 '" .. M.note_body .. "'; }",
+    "    location = /api/v1/notes { return 200 '" .. note .. "'; }",
     "    location / { return 404 '{\"error\":\"not_found\",\"message\":\"no such fixture\"}'; }",
     "  }",
     "}",
@@ -160,7 +160,6 @@ function M.start(dir, info)
   local sandbox = require "flextell.sandbox"
   local nginx, modules = sandbox.nginx()
   if not nginx then return nil, modules end
-  M.note_body = info.note
   assert(run("mkdir -p " .. quote(dir .. "/tmp") .. " " .. quote(dir .. "/tls")))
   local key, cert = dir .. "/tls/key.pem", dir .. "/tls/cert.pem"
   if not run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 " ..
@@ -174,7 +173,7 @@ function M.start(dir, info)
   for _ = 1, 8 do
     s.port = sandbox.free_port()
     repeat s.tls_port = sandbox.free_port() until s.tls_port ~= s.port
-    util.write_file(dir .. "/nginx.conf", conf(dir, s.port, s.tls_port, user_root))
+    util.write_file(dir .. "/nginx.conf", conf(dir, s.port, s.tls_port, user_root, info.note))
     os.remove(dir .. "/error.log")
     if run(quote(nginx) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf") ..
         " -e " .. quote(dir .. "/error.log") .. " >" .. quote(dir .. "/startup.log") .. " 2>&1") then
