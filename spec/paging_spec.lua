@@ -228,6 +228,116 @@ describe("paging", function()
       assert.are.equal("the list has more than 2 pages", err.message)
     end)
 
+    -- the message of the error fn raises; it must name the line of fn (a one-line function),
+    -- the caller's, not a line inside the library
+    local function raised(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.are.equal("string", type(err))
+      local file, line, message = err:match("^(.-):(%d+): (.*)$")
+      assert.matches("paging_spec%.lua$", file)
+      assert.are.equal(debug.getinfo(fn, "S").linedefined, tonumber(line))
+      return message
+    end
+
+    it("raises on a max_items or max_pages that is not a number", function()
+      assert.are.equal("client:pager: option 'max_items' must be an integer >= 0, got string",
+        raised(function() client:pager("/resources", nil, { max_items = "3" }) end))
+      assert.are.equal("client:pager: option 'max_pages' must be an integer >= 1, got string",
+        raised(function() client:pager("/resources", nil, { max_pages = "3" }) end))
+      assert.are.equal("client:pager: option 'max_pages' must be an integer >= 1, got boolean",
+        raised(function() client:pager("/resources", nil, { max_pages = false }) end))
+    end)
+
+    it("raises on a max_items that is negative, fractional, NaN or infinite", function()
+      for _, v in ipairs({ -1, 1.5, 0 / 0, math.huge }) do
+        assert.are.equal("client:pager: option 'max_items' must be an integer >= 0",
+          raised(function() client:pager("/resources", nil, { max_items = v }) end))
+      end
+    end)
+
+    it("raises on a max_pages below 1, fractional, NaN or infinite", function()
+      for _, v in ipairs({ 0, -1, 1.5, 0 / 0, math.huge }) do
+        assert.are.equal("client:pager: option 'max_pages' must be an integer >= 1",
+          raised(function() client:pager("/resources", nil, { max_pages = v }) end))
+      end
+      assert.truthy(client:pager("/resources", { limit = 84 }, { max_pages = 1 }):next())
+    end)
+
+    it("takes max_items = 0 as a list that must be empty", function()
+      local items = assert(client:all("/v1/customers", { search = "no-such-customer" }, { max_items = 0 }))
+      assert.are.same({}, items)
+      local page, err = client:pager("/resources", { limit = 5 }, { max_items = 0 }):next()
+      assert.is_nil(page)
+      assert.are.equal("limit", err.kind)
+      assert.are.equal("max_items", err.code)
+      assert.are.equal("the list has more than 0 items", err.message)
+    end)
+
+    it("raises on a prefetch, resume or opts of the wrong type", function()
+      assert.are.equal("client:pager: option 'prefetch' must be a boolean, got string",
+        raised(function() client:pager("/resources", nil, { prefetch = "yes" }) end))
+      assert.are.equal("client:pager: option 'resume' must be a checkpoint table, got string",
+        raised(function() client:pager("/resources", nil, { resume = "cp" }) end))
+      assert.are.equal("client:pager: option 'resume' is not a checkpoint ('cursor' must be a string, got number)",
+        raised(function() client:pager("/resources", nil, { resume = { path = "/resources", cursor = 5 } }) end))
+      assert.are.equal("bad argument #3 to 'pager' (table expected, got string)",
+        raised(function() client:pager("/resources", nil, "prefetch") end))
+    end)
+
+    it("raises on a per-call option of the wrong type when the pager is made, before any call", function()
+      assert.are.equal("client:pager: option 'timeout' must be a number, got string",
+        raised(function() client:pager("/resources", nil, { timeout = "5" }) end))
+      assert.are.equal("client:pager: option 'raw_body' must be a boolean, got string",
+        raised(function() client:pager("/resources", nil, { raw_body = "yes" }) end))
+      assert.are.equal("client:pager: option 'headers' must be a table, got string",
+        raised(function() client:pager("/resources", nil, { headers = "X-A: 1" }) end))
+      assert.are.equal(0, requests("/api/resources"))
+    end)
+
+    it("checks the options of each, pages, all and resource:pager the same way, at the caller's line", function()
+      assert.are.equal("client:each: option 'max_items' must be an integer >= 0, got string",
+        raised(function() client:each("/resources", nil, { max_items = "3" }) end))
+      assert.are.equal("client:pages: option 'max_pages' must be an integer >= 1",
+        raised(function() client:pages("/resources", nil, { max_pages = -1 }) end))
+      assert.are.equal("client:all: option 'prefetch' must be a boolean, got number",
+        raised(function() client:all("/resources", nil, { prefetch = 1 }) end))
+      assert.are.equal("client:pager: option 'max_items' must be an integer >= 0",
+        raised(function() client:resource("/v1/customers"):pager(nil, { max_items = 1.5 }) end))
+      assert.are.equal("bad argument #2 to 'each' (table expected, got string)",
+        raised(function() client:each("/resources", "limit=5") end))
+      assert.are.equal(0, requests("/api/resources"))
+    end)
+
+    it("raises on a checkpoint made under another query", function()
+      local pager = client:pager("/resources", { limit = 30 })
+      pager:next()
+      local cp = pager:checkpoint()
+      assert.are.equal("the checkpoint belongs to another list (query key 'limit' is 30 in the checkpoint, 10 here)",
+        raised(function() client:pager("/resources", { limit = 10 }, { resume = cp }) end))
+      assert.are.equal("the checkpoint belongs to another list (query key 'search' is absent in the checkpoint, " ..
+        "\"res\" here)",
+        raised(function() client:pager("/resources", { limit = 30, search = "res" }, { resume = cp }) end))
+      assert.are.equal("the checkpoint belongs to another list (query key 'limit' is 30 in the checkpoint, absent here)",
+        raised(function() client:pager("/resources", {}, { resume = cp }) end))
+      assert.are.equal(1, requests("/api/resources"))
+    end)
+
+    it("resumes under the checkpoint's query when none is given, and ignores cursor and page keys", function()
+      local pager = client:pager("/resources", { limit = 30 })
+      pager:next()
+      local cp = flextell.json.decode(flextell.json.encode(pager:checkpoint())) -- saved and read back
+      local page = client:pager("/resources", nil, { resume = cp }):next()
+      assert.are.equal(30, #page)
+      assert.are.equal("res_031", page[1].id)
+      page = client:pager("/resources", { limit = 30, cursor = "elsewhere" }, { resume = cp }):next()
+      assert.are.equal("res_031", page[1].id)
+      for _, r in ipairs(sb:requests { path = "/api/resources" }.requests) do
+        assert.matches("limit=30", r.uri)
+        assert.is_nil(r.uri:find("elsewhere", 1, true))
+      end
+    end)
+
     it("raises on a checkpoint of another list and unknown options", function()
       local cp = client:pager("/resources"):checkpoint()
       assert.has_error(function() client:pager("/v1/customers", nil, { resume = cp }) end,

@@ -7,8 +7,9 @@
 local core = require "flextell.core"
 local tasks = require "flextell.tasks"
 
-local error, getmetatable, pairs, setmetatable, type, tostring =
-  error, getmetatable, pairs, setmetatable, type, tostring
+local error, getmetatable, ipairs, next, pairs, pcall, setmetatable, type, tostring =
+  error, getmetatable, ipairs, next, pairs, pcall, setmetatable, type, tostring
+local table = table
 local Error, array_mt = core.Error, core.array_mt
 
 local M = {}
@@ -160,28 +161,127 @@ end
 local pager_opts = { resume = true, max_pages = true, max_items = true, headers = true, tenant = true,
                      timeout = true, deadline = true, max_retries = true, prefetch = true,
                      raw_body = true }
+-- the pager's own: the rest are the per-call options, checked by the core
+local own_opts = { resume = true, max_pages = true, max_items = true, prefetch = true }
+-- query keys the pager sets itself, from the checkpoint's position
+local position_keys = { cursor = true, page = true }
 
-local function new_pager(client, path, query, opts)
-  if type(path) ~= "string" then error("bad argument #1 to 'pager' (string expected, got " .. type(path) .. ")", 3) end
+-- A whole number, finite (NaN and math.huge fail every test here).
+local function is_count(v)
+  return type(v) == "number" and v % 1 == 0 and v - v == 0
+end
+
+local function show(v)
+  if type(v) == "string" then return '"' .. v .. '"' end
+  if type(v) == "table" then
+    local parts = {}
+    for i = 1, #v do parts[i] = show(v[i]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return v == nil and "absent" or tostring(v)
+end
+
+local function same_value(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  if #a ~= #b then return false end
+  for k, v in pairs(a) do if not same_value(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- The first key (sorted) where two queries differ, the pager's own position keys left out.
+local function query_difference(a, b)
+  local keys, seen = {}, {}
+  for _, t in ipairs({ a, b }) do
+    for k in pairs(t) do
+      if not seen[k] and not position_keys[k] then
+        seen[k] = true
+        keys[#keys + 1] = k
+      end
+    end
+  end
+  table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+  for _, k in ipairs(keys) do
+    if not same_value(a[k], b[k]) then return k end
+  end
+end
+
+local checkpoint_fields = { path = "string", query = "table", style = "string", cursor = "string",
+                            page = "number", last_page_seen = "number", done = "boolean" }
+
+-- name: the method's name in messages ("pager", "each", "pages", "all"); errors point at the
+-- line that called that method (level 3: new_pager, the method, its caller).
+local function new_pager(client, path, query, opts, name)
+  local fname = "client:" .. name
+  if type(path) ~= "string" then
+    error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(path) .. ")", 3)
+  end
   if query ~= nil and type(query) ~= "table" then
-    error("bad argument #2 to 'pager' (table expected, got " .. type(query) .. ")", 3)
+    error("bad argument #2 to '" .. name .. "' (table expected, got " .. type(query) .. ")", 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to '" .. name .. "' (table expected, got " .. type(opts) .. ")", 3)
   end
   opts = opts or {}
   local call_opts = {}
   for k, v in pairs(opts) do
     if not pager_opts[k] then error("unknown pager option '" .. tostring(k) .. "'", 3) end
-    if k ~= "resume" and k ~= "max_pages" and k ~= "max_items" and k ~= "prefetch" then call_opts[k] = v end
+    if not own_opts[k] then call_opts[k] = v end
+  end
+  local max_pages, max_items, prefetch, cp = opts.max_pages, opts.max_items, opts.prefetch, opts.resume
+  if max_pages ~= nil and not (is_count(max_pages) and max_pages >= 1) then
+    error(fname .. ": option 'max_pages' must be an integer >= 1" ..
+      (type(max_pages) ~= "number" and ", got " .. type(max_pages) or ""), 3)
+  end
+  if max_items ~= nil and not (is_count(max_items) and max_items >= 0) then
+    error(fname .. ": option 'max_items' must be an integer >= 0" ..
+      (type(max_items) ~= "number" and ", got " .. type(max_items) or ""), 3)
+  end
+  if prefetch ~= nil and type(prefetch) ~= "boolean" then
+    error(fname .. ": option 'prefetch' must be a boolean, got " .. type(prefetch), 3)
+  end
+  if cp ~= nil and type(cp) ~= "table" then
+    error(fname .. ": option 'resume' must be a checkpoint table, got " .. type(cp), 3)
+  end
+  if next(call_opts) ~= nil then
+    -- the per-call options are the core's to check: a wrong one raises here, at the caller's
+    -- line, rather than at the first next()
+    local req = copy(call_opts)
+    req.method, req.path = "GET", path
+    local ok, err = pcall(client.prepare, client, req)
+    if not ok then
+      error(fname .. ": " .. tostring(err):gsub("^request field '", "option '"), 3)
+    end
+  end
+  if cp ~= nil then
+    for field, t in pairs(checkpoint_fields) do
+      if cp[field] ~= nil and type(cp[field]) ~= t then
+        error(fname .. ": option 'resume' is not a checkpoint ('" .. field .. "' must be a " .. t ..
+          ", got " .. type(cp[field]) .. ")", 3)
+      end
+    end
+    if cp.path ~= path then
+      error("the checkpoint belongs to another list (path " .. tostring(cp.path) .. ")", 3)
+    end
+    -- the checkpoint holds the query it was made with: an omitted query is that one, a given one
+    -- must be the same (cursor and page aside: the checkpoint's position decides those)
+    if query == nil then
+      query = cp.query
+    else
+      local k = query_difference(cp.query or {}, query)
+      if k ~= nil then
+        error("the checkpoint belongs to another list (query key '" .. tostring(k) .. "' is " ..
+          show((cp.query or {})[k]) .. " in the checkpoint, " .. show(query[k]) .. " here)", 3)
+      end
+      query = cp.query
+    end
   end
   local p = setmetatable({
     client = client, path = path, query = copy(query), call_opts = call_opts,
-    max_pages = opts.max_pages or M.DEFAULT_MAX_PAGES, max_items = opts.max_items, prefetch = opts.prefetch,
+    max_pages = max_pages or M.DEFAULT_MAX_PAGES, max_items = max_items, prefetch = prefetch,
     seen = {}, pages = 0, items = 0, done = false,
   }, Pager)
-  local cp = opts.resume
   if cp ~= nil then
-    if type(cp) ~= "table" or cp.path ~= path then
-      error("the checkpoint belongs to another list (path " .. tostring(type(cp) == "table" and cp.path) .. ")", 3)
-    end
     p.style, p.cursor, p.page, p.done = cp.style, cp.cursor, cp.page, cp.done and true or false
     p.last_page_seen = cp.last_page_seen
     if cp.cursor ~= nil then p.seen[cp.cursor] = true end
@@ -197,14 +297,17 @@ function M.install(methods)
   -- @function Client:pager
   -- @tparam string path the list's path
   -- @tparam[opt] table query the query
-  -- @tparam[opt] table opts `max_pages` (default 100000), `max_items` (a page that would take the
-  --   list past it is a `limit` `max_items` error instead), `resume` (a checkpoint),
-  --   `prefetch` (the next page is fetched while you work on this one), and the per-call `headers`,
-  --   `tenant`, `timeout`, `deadline`, `max_retries`, `raw_body`
+  -- @tparam[opt] table opts `max_pages` (an integer >= 1, default 100000), `max_items` (an
+  --   integer >= 0; a page that would take the list past it is a `limit` `max_items` error
+  --   instead), `resume` (a checkpoint; with `query` nil its query is used, a given one must
+  --   equal it), `prefetch` (a boolean: the next page is fetched while you work on this one), and
+  --   the per-call `headers`, `tenant`, `timeout`, `deadline`, `max_retries`, `raw_body`
   -- @treturn Pager the pager
-  -- @raise on a wrong argument type, an unknown option, a checkpoint of another list
+  -- @raise at the caller's line, on a wrong argument type, an option of the wrong type or value,
+  --   an unknown option, a checkpoint of another list (another path or query)
   function methods:pager(path, query, opts)
-    return new_pager(self, path, query, opts)
+    local p = new_pager(self, path, query, opts, "pager") -- not a tail call: errors name the caller's line
+    return p
   end
 
   --- Iterates over the pages of a list.
@@ -216,7 +319,7 @@ function M.install(methods)
   -- @return an iterator of `page, meta, res`
   -- @raise the error (a `flextell.Error`) when a page fails: a generic `for` cannot return it
   function methods:pages(path, query, opts)
-    local p = new_pager(self, path, query, opts)
+    local p = new_pager(self, path, query, opts, "pages")
     return function()
       local page, meta, res = p:next()
       if page == nil and meta ~= nil then error(meta, 2) end
@@ -233,7 +336,7 @@ function M.install(methods)
   -- @return an iterator of the items
   -- @raise the error (a `flextell.Error`) when a page fails: a generic `for` cannot return it
   function methods:each(path, query, opts)
-    local p = new_pager(self, path, query, opts)
+    local p = new_pager(self, path, query, opts, "each")
     local page, i = nil, 0
     return function()
       while true do
@@ -262,7 +365,7 @@ function M.install(methods)
   -- @return[2] nil, err (a `flextell.Error`; kind `limit`, code `max_items` past `max_items`, or
   --   `max_pages` past `max_pages`)
   function methods:all(path, query, opts)
-    local p = new_pager(self, path, query, opts)
+    local p = new_pager(self, path, query, opts, "all")
     local items, n = core.array(), 0
     while true do
       local page, err = p:next() -- checks max_items
