@@ -161,4 +161,72 @@ describe("input", function()
       assert.is_nil(c:tokens().access_token)
     end)
   end)
+  -- C reads a string up to its first NUL byte: "http://127.0.0.1\0evil" would quietly be another
+  -- URL, "/etc/hostname\0.secret" another file. Every string that reaches C as text is refused.
+  describe("NUL bytes and credentials", function()
+    it("refuses a NUL byte in every string option of new and with", function()
+      for _, k in ipairs { "base_url", "prefix", "user_agent", "ca_file", "ca_path", "proxy", "redirect_uri",
+                           "token_url", "authorize_url" } do
+        local o = { base_url = sb.url, token = sb.token }
+        o[k] = (o[k] or "http://127.0.0.1/x") .. "\0evil"
+        assert.has_error(function() flextell.new(o) end, "flextell.new: option '" .. k .. "' must not contain a NUL byte")
+      end
+      assert.has_error(function() client:with { prefix = "v1\0x" } end,
+        "client:with: option 'prefix' must not contain a NUL byte")
+    end)
+
+    it("refuses credentials in base_url, token_url and authorize_url", function()
+      for _, k in ipairs { "base_url", "token_url", "authorize_url" } do
+        local o = { base_url = sb.url, token = sb.token }
+        o[k] = "https://user:pw@api.example/api"
+        assert.has_error(function() flextell.new(o) end,
+          "flextell.new: option '" .. k .. "' must not carry credentials (user:password@)")
+      end
+    end)
+
+    it("refuses NUL bytes, an empty state and unknown options in the OAuth calls, sending nothing", function()
+      local c = flextell.new { base_url = sb.url, client_id = sb.client_id, client_secret = sb.client_secret,
+        redirect_uri = sb.redirect_uri }
+      assert.has_error(function() c:authorize_url { state = "" } end,
+        "client:authorize_url: 'state' must be a non-empty string without NUL bytes")
+      assert.has_error(function() c:authorize_url { redirect_uri = "http://127.0.0.1/cb\0x" } end,
+        "client:authorize_url: 'redirect_uri' must be a non-empty string without NUL bytes")
+      assert.has_error(function() c:authorize_url { scope = { "read", "wr\0ite" } } end,
+        "client:authorize_url: scopes must be strings without NUL bytes")
+      local ok, err = pcall(c.exchange_code, c, "abc", { stat = "typo" })
+      assert.are.same({ false, "client:exchange_code: unknown option 'stat'" }, { ok, err })
+      ok, err = pcall(c.exchange_code, c, "abc", { state = "a\0b" })
+      assert.are.same({ false, "client:exchange_code: 'state' must be a non-empty string without NUL bytes" }, { ok, err })
+      ok, err = pcall(c.exchange_code, c, "ab\0c")
+      assert.are.same({ false, "client:exchange_code: the code must be a non-empty string without NUL bytes" },
+        { ok, err })
+      assert.are.equal(0, sb:requests { path = "/oauth/token" }.count)
+    end)
+
+    it("refuses a NUL byte in a multipart name, path or filename, and a path that is no regular file", function()
+      local function refused(multipart)
+        local data, err = client:post("/_echo/m", nil, { multipart = multipart })
+        assert.is_nil(data)
+        return err.kind .. " " .. err.code .. ": " .. err.message
+      end
+      assert.are.equal("usage invalid_body: multipart field names must be strings without NUL bytes",
+        refused { ["a\0b"] = "x" })
+      assert.are.equal("usage invalid_body: multipart field 'f': path, filename and content_type must not contain " ..
+        "a NUL byte", refused { f = { path = "/etc/hostname\0.secret" } })
+      assert.are.equal("usage invalid_body: multipart field 'f': path, filename and content_type must not contain " ..
+        "a NUL byte", refused { f = { data = "x", filename = "a\0b.txt" } })
+      assert.are.equal("usage file_unreadable: multipart field 'f': not a regular file: '/tmp'",
+        refused { f = { path = "/tmp" } })
+      assert.are.equal("usage file_unreadable: multipart field 'f': the file says it is empty but is not (read it " ..
+        "and pass it as data): '/proc/self/status'", refused { f = { path = "/proc/self/status" } })
+      assert.are.equal(0, sent("/_echo/m"))
+    end)
+
+    it("raises a programmer error at the caller's line, naming the method", function()
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() local r = client:get("/x", 5); return r end)
+      assert.are.same({ false, ("spec/input_spec.lua:%d: bad argument #2 to 'get' (table expected, got number)"):format(line) },
+        { ok, err })
+    end)
+  end)
 end)

@@ -76,6 +76,28 @@ for _, kind in ipairs { "memory", "file", "redis" } do
       assert.are.same({ access_token = "a1", expires_at = 5 }, (s:load()))
     end)
 
+    -- a store never holds what its next load() would refuse: that would leave every holder of
+    -- the grant with token_store_error until someone removed it by hand
+    it("refuses tokens it could not give back, and keeps what it had", function()
+      local s = new()
+      assert.are.same({ true, 1 }, { s:save(TOKENS, 0) })
+      for _, case in ipairs {
+        { { access_token = 5, refresh_token = {}, expires_at = "soon" }, "access_token is not a string" },
+        { { access_token = "a\r\nb" }, "access_token is not a non-empty string of visible ASCII" },
+        { { access_token = "a b" }, "access_token is not a non-empty string of visible ASCII" },
+        { { refresh_token = "" }, "refresh_token is not a non-empty string of visible ASCII" },
+        { { access_token = "a", scope = "read\nwrite" }, "scope has a control character" },
+        { { access_token = "a", expires_at = -1 }, "expires_at is not a number >= 0" },
+        { { access_token = "a", expires_at = math.huge }, "expires_at is not a number >= 0" },
+        { { scope = "read" }, "neither access_token nor refresh_token" },
+      } do
+        local ok, err = pcall(s.save, s, case[1], nil)
+        assert.are.same({ false, "bad argument #1 to 'save' (" .. case[2] .. ")" }, { ok, err })
+      end
+      assert.has_error(function() s:save("tokens", 1) end, "bad argument #1 to 'save' (table expected, got string)")
+      assert.are.same({ TOKENS, 1 }, { s:load() })
+    end)
+
     it("has a lock that another holder cannot take until it is given back", function()
       local s = new()
       local lock = assert(s:lock { ttl = 10, wait = 0 })
@@ -166,6 +188,18 @@ describe("the file store", function()
     tokens, err = flextell.token_file(path):load()
     assert.is_nil(tokens)
     assert.are.equal("cannot read tokens from " .. path .. ": version is not an integer >= 0", err.message)
+  end)
+
+  it("overwrites a file it cannot read when told to (version nil), and only then", function()
+    local path = dir .. "/tokens.json"
+    local f = assert(io.open(path, "w"))
+    f:write('{"access_token":5}')
+    f:close()
+    local s = flextell.token_file(path)
+    local _, err = s:save({ access_token = "a2" }, 3)
+    assert.are.equal("cannot read tokens from " .. path .. ": access_token is not a string", err.message)
+    assert.are.same({ true, 1 }, { s:save({ access_token = "a2" }, nil) })
+    assert.are.same({ { access_token = "a2" }, 1 }, { s:load() })
   end)
 
   it("gives io_error when the folder does not exist, and never echoes a token", function()

@@ -288,6 +288,9 @@ static void check_options(lua_State *L, int idx, const char *fname, int derived)
     if (!ok)
       luaL_error(L, "%s: option '%s' must be %s, got %s", fname, k, type_names[o->type],
                  luaL_typename(L, -1));
+    /* C sees a string up to its first NUL byte: "http://a\0b" would quietly be "http://a" */
+    if (t == LUA_TSTRING && strlen(lua_tostring(L, -1)) != (size_t)lua_rawlen(L, -1))
+      luaL_error(L, "%s: option '%s' must not contain a NUL byte", fname, k);
     lua_pop(L, 1);
   }
 }
@@ -446,13 +449,15 @@ int fx_host_is_loopback(const char *host)
 static void check_url(lua_State *L, const char *fname, const char *k, const char *url, int allow_http)
 {
   CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL;
+  char *scheme = NULL, *host = NULL, *user = NULL;
   const char *problem = NULL;
-  CURLUcode rc;
+  CURLUcode rc, urc = CURLUE_NO_USER;
   if (u == NULL) luaL_error(L, "not enough memory");
   rc = curl_url_set(u, CURLUPART_URL, url, 0);
   if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
   if (rc == CURLUE_OK) rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+  if (rc == CURLUE_OK) urc = curl_url_get(u, CURLUPART_USER, &user, 0);
+  if (urc == CURLUE_OUT_OF_MEMORY) rc = urc;
   if (rc == CURLUE_OUT_OF_MEMORY) {
     problem = "";
   } else if (rc != CURLUE_OK) {
@@ -463,9 +468,14 @@ static void check_url(lua_State *L, const char *fname, const char *k, const char
     problem = "uses http:// to a host that is not loopback (set allow_http = true to allow it)";
   } else if (strchr(url, '?') != NULL || strchr(url, '#') != NULL) {
     problem = "must not have a query or fragment";
+  } else if (urc == CURLUE_OK) {
+    /* libcurl would send them as Basic credentials, and the client would show them in
+     * tostring(client), errors and to_curl; the API authenticates with OAuth tokens */
+    problem = "must not carry credentials (user:password@)";
   }
   curl_free(scheme);
   curl_free(host);
+  curl_free(user);
   curl_url_cleanup(u);
   if (problem != NULL && *problem == '\0') luaL_error(L, "not enough memory");
   if (problem != NULL) luaL_error(L, "%s: option '%s' %s", fname, k, problem);

@@ -445,6 +445,37 @@ static void add_param(lua_State *L, fx_buf *b, const char *k, const char *v)
 }
 
 /* client:authorize_url{ scope=, state=, redirect_uri=, pkce= } -> url, state, verifier */
+/* The option k of the table at idx: NULL when absent; a raise when it is not a non-empty string
+ * without NUL bytes (C would read such a string only up to its first NUL). */
+static const char *opt_text(lua_State *L, int idx, const char *fname, const char *k)
+{
+  const char *s;
+  size_t n;
+  lua_getfield(L, idx, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: '%s' must be a string", fname, k);
+  s = lua_tolstring(L, -1, &n);
+  if (n == 0 || strlen(s) != n) luaL_error(L, "%s: '%s' must be a non-empty string without NUL bytes", fname, k);
+  lua_pop(L, 1); /* the options table keeps it alive */
+  return s;
+}
+
+/* Raises on a key of the options table at idx that is not in names (NULL-terminated). */
+static void check_names(lua_State *L, int idx, const char *fname, const char *const *names)
+{
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    const char *const *nm = names;
+    while (k != NULL && *nm != NULL && strcmp(*nm, k) != 0) nm++;
+    if (k == NULL || *nm == NULL) luaL_error(L, "%s: unknown option '%s'", fname, k ? k : "?");
+    lua_pop(L, 1);
+  }
+}
+
 /***
 The consent URL to send the user to.
 Keep `state` and `verifier` for `Client:exchange_code`.
@@ -468,15 +499,12 @@ static int oauth_authorize_url(lua_State *L)
     lua_settop(L, 1);
     lua_newtable(L);
   }
+  static const char *const names[] = {"scope", "state", "redirect_uri", "pkce", NULL};
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  lua_pushnil(L);
-  while (lua_next(L, 2) != 0) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-    if (strcmp(k, "scope") && strcmp(k, "state") && strcmp(k, "redirect_uri") && strcmp(k, "pkce"))
-      luaL_error(L, "client:authorize_url: unknown option '%s'", k);
-    lua_pop(L, 1);
-  }
+  check_names(L, 2, "client:authorize_url", names);
+  (void)opt_text(L, 2, "client:authorize_url", "state");
+  (void)opt_text(L, 2, "client:authorize_url", "redirect_uri");
   if (S->client_id == NULL) luaL_error(L, "client:authorize_url: the client has no client_id");
   lua_getfield(L, 2, "scope"); /* 3 */
   if (lua_istable(L, 3)) {     /* a list of scopes */
@@ -485,14 +513,16 @@ static int oauth_authorize_url(lua_State *L)
     luaL_buffinit(L, &b);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, 3, i);
-      if (!lua_isstring(L, -1)) luaL_error(L, "client:authorize_url: scopes must be strings");
+      if (lua_type(L, -1) != LUA_TSTRING || strlen(lua_tostring(L, -1)) != (size_t)lua_rawlen(L, -1))
+        luaL_error(L, "client:authorize_url: scopes must be strings without NUL bytes");
       if (i > 1) luaL_addchar(&b, ' ');
       luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
     lua_replace(L, 3);
-  } else if (!lua_isnil(L, 3) && !lua_isstring(L, 3)) {
-    luaL_error(L, "client:authorize_url: 'scope' must be a string or a list of strings");
+  } else if (!lua_isnil(L, 3) && (lua_type(L, 3) != LUA_TSTRING ||
+                                   strlen(lua_tostring(L, 3)) != (size_t)lua_rawlen(L, 3))) {
+    luaL_error(L, "client:authorize_url: 'scope' must be a string or a list of strings, without NUL bytes");
   }
   scope = lua_tostring(L, 3);
   lua_getfield(L, 2, "state"); /* 4 */
@@ -613,6 +643,15 @@ static int oauth_exchange_code(lua_State *L)
   }
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
+  {
+    static const char *const names[] = {"state", "code_verifier", "redirect_uri", NULL};
+    check_names(L, 3, "client:exchange_code", names);
+    (void)opt_text(L, 3, "client:exchange_code", "state");
+    (void)opt_text(L, 3, "client:exchange_code", "code_verifier");
+    (void)opt_text(L, 3, "client:exchange_code", "redirect_uri");
+  }
+  if (n == 0 || strlen(arg) != n)
+    luaL_error(L, "client:exchange_code: the code must be a non-empty string without NUL bytes");
   if (S->client_id == NULL) luaL_error(L, "client:exchange_code: the client has no client_id");
   lua_getfield(L, 3, "state");
   lua_getfield(L, 3, "code_verifier");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include "fx.h"
 #include "json.h"
@@ -460,9 +461,9 @@ static int multipart_body(lua_State *L, int idx, fx_call *r, fx_fail *f)
     curl_mimepart *part;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int v = lua_gettop(L);
-    if (name == NULL) {
+    if (name == NULL || strlen(name) != (size_t)lua_rawlen(L, -2)) {
       lua_pop(L, 2);
-      fx_fail_set(f, "usage", "invalid_body", "multipart field names must be strings");
+      fx_fail_set(f, "usage", "invalid_body", "multipart field names must be strings without NUL bytes");
       return -1;
     }
     part = curl_mime_addpart(mime);
@@ -482,6 +483,15 @@ static int multipart_body(lua_State *L, int idx, fx_call *r, fx_fail *f)
       data = lua_tolstring(L, -3, &dlen);
       filename = lua_tostring(L, -2);
       ctype = lua_tostring(L, -1);
+      if ((path != NULL && strlen(path) != (size_t)lua_rawlen(L, -4)) ||
+          (filename != NULL && strlen(filename) != (size_t)lua_rawlen(L, -2)) ||
+          (ctype != NULL && strlen(ctype) != (size_t)lua_rawlen(L, -1))) {
+        /* C would read them up to the NUL: another file, a shorter name */
+        fx_fail_set(f, "usage", "invalid_body", "multipart field '%s': path, filename and content_type "
+                    "must not contain a NUL byte", name);
+        lua_pop(L, 6);
+        return -1;
+      }
       if ((path == NULL) == (data == NULL)) {
         fx_fail_set(f, "usage", "invalid_body", "multipart field '%s' needs exactly one of path and data",
                     name);
@@ -496,13 +506,21 @@ static int multipart_body(lua_State *L, int idx, fx_call *r, fx_fail *f)
       }
       if (path != NULL) {
         FILE *fp = fopen(path, "rb");
-        if (fp == NULL) {
-          fx_fail_set(f, "usage", "file_unreadable", "multipart field '%s': cannot read file '%s'",
-                      name, path);
+        struct stat st;
+        const char *why = NULL;
+        if (fp == NULL)
+          why = "cannot read file";
+        else if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode))
+          why = "not a regular file:"; /* a folder, a pipe, a device */
+        else if (st.st_size == 0 && fgetc(fp) != EOF)
+          /* libcurl sends as many bytes as the size says: none of a /proc or /sys file's */
+          why = "the file says it is empty but is not (read it and pass it as data):";
+        if (fp != NULL) fclose(fp);
+        if (why != NULL) {
+          fx_fail_set(f, "usage", "file_unreadable", "multipart field '%s': %s '%s'", name, why, path);
           lua_pop(L, 6);
           return -1;
         }
-        fclose(fp);
         if (curl_mime_filedata(part, path) != CURLE_OK) /* curl reads it while sending */
           luaL_error(L, "not enough memory");
       } else {

@@ -183,15 +183,26 @@ local methods = core.Client
 -- The calls: the C method blocks outside a task; inside one it returns the call, which the
 -- Lua driver then awaits, yielding. The same code runs either way.
 local call_mt = core.call_mt
-local function nonblocking(fn)
+-- A programmer error raised by the C method (a bad argument or option) is raised again at the
+-- caller's line, not this wrapper's.
+local function rethrow(e, name)
+  if type(e) == "string" then
+    e = e:gsub("^bad argument #(%d+) to '%?'", function(n) -- counted as a method's: self is not
+      return "bad argument #" .. (tonumber(n) - 1) .. " to '" .. name .. "'"
+    end)
+  end
+  error(e, 3)
+end
+local function nonblocking(fn, name)
   return function(self, ...)
-    local a, b, c = fn(self, ...)
+    local ok, a, b, c = pcall(fn, self, ...)
+    if not ok then rethrow(a, name) end
     if getmetatable(a) == call_mt then return await(a) end
     return a, b, c
   end
 end
 for _, name in ipairs { "get", "post", "put", "patch", "delete", "request", "refresh", "exchange_code" } do
-  methods[name] = nonblocking(methods[name])
+  methods[name] = nonblocking(methods[name], name)
 end
 
 --- Tasks.

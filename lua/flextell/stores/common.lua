@@ -59,6 +59,32 @@ function M.check(t)
   return nil
 end
 
+--- The tokens given to save(): a copy of their token fields, or a raise (level 3: the caller of
+-- save) when they are not what the client could send or keep: an access or refresh token that is
+-- not a non-empty string of visible ASCII (RFC 6750's b64token, RFC 6749's VSCHAR), a token_type
+-- or scope with a control character, an expires_at that is not a number >= 0. A store never
+-- holds tokens its next load() would refuse.
+function M.tokens_arg(tokens)
+  if type(tokens) ~= "table" then error("bad argument #1 to 'save' (table expected, got " .. type(tokens) .. ")", 3) end
+  local bad = M.check(tokens)
+  if not bad then
+    for _, k in pairs { "access_token", "refresh_token" } do
+      local v = tokens[k]
+      if v ~= nil and not v:find("^[\33-\126]+$") then bad = k .. " is not a non-empty string of visible ASCII" end
+    end
+    for _, k in pairs { "token_type", "scope" } do
+      local v = tokens[k]
+      if v ~= nil and not v:find("^[\32-\126]*$") then bad = k .. " has a control character" end
+    end
+    local e = tokens.expires_at
+    if e == math.huge then bad = "expires_at is not a number >= 0" end
+  end
+  if bad then error("bad argument #1 to 'save' (" .. bad .. ")", 3) end
+  local copy = M.copy(tokens)
+  if copy == nil then error("bad argument #1 to 'save' (neither access_token nor refresh_token)", 3) end
+  return copy
+end
+
 --- Checks lock{ ttl =, wait = }; returns ttl, wait (seconds) or raises.
 function M.lock_args(opts, who)
   if type(opts) ~= "table" then error("bad argument #1 to '" .. who .. "' (table expected)", 3) end

@@ -97,13 +97,16 @@ end
 -- @treturn[2] false when another holder saved since `version`
 -- @return[3] nil, err (kind `usage`, code `io_error`)
 function Store:save(tokens, version)
-  if type(tokens) ~= "table" then error("bad argument #1 to 'save' (table expected)", 2) end
+  tokens = common.tokens_arg(tokens)
   local guard, busy = file_lock(self.lock_path, 1, true) -- held for one read and one rename
   if not guard then return nil, busy end
   local _, current = self:load()
   if not common.is_version(current) then
-    guard:unlock()
-    return nil, current
+    if version ~= nil then -- a compare-and-set against a file that cannot be read
+      guard:unlock()
+      return nil, current
+    end
+    current = 0 -- an explicit overwrite replaces whatever is there, a file it cannot read too
   end
   if version ~= nil and version ~= current then
     guard:unlock()

@@ -36,9 +36,8 @@ end
 -- @treturn[1] integer new_version
 -- @treturn[2] false when another holder saved since `version`
 function Store:save(tokens, version)
+  local copy = common.tokens_arg(tokens)
   if version ~= nil and version ~= self.version then return false end
-  local copy = common.copy(tokens)
-  if copy == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
   self.tokens = copy
   self.version = self.version + 1
   return true, self.version

@@ -108,8 +108,7 @@ end
 -- @treturn[2] false when another holder saved since `version`
 -- @return[3] nil, err (kind `network`, code `redis_error`)
 function Store:save(tokens, version)
-  local t = common.copy(tokens)
-  if t == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
+  local t = common.tokens_arg(tokens)
   local text = core.json_encode(t)
   local reply, err = eval(self, SAVE, 1, self.key, version == nil and "" or tostring(version), text)
   if err then return nil, err end

@@ -69,8 +69,7 @@ end
 -- @treturn[2] false when another holder saved since `version`
 -- @return[3] nil, err
 function Store:save(tokens, version)
-  local t = common.copy(tokens)
-  if t == nil then error("bad argument #1 to 'save' (tokens expected)", 2) end
+  local t = common.tokens_arg(tokens)
   local text = core.json_encode(t)
   return with_mutex(self, function()
     local current = self.dict:get(self.key .. ":v") or 0
