@@ -43,6 +43,11 @@ local error, getmetatable, ipairs, pairs, pcall, setmetatable, tostring, type =
 -- is `null` is left out.
 -- @class field
 -- @name null
+
+--- The metatable of errors (`flextell.Error`): `getmetatable(err) == flextell.Error`, or
+-- `flextell.is_error(err)`. Its `__tostring` gives one readable line.
+-- @class field
+-- @name Error
 local M = {
   _VERSION = core._VERSION,
   null = core.null,
@@ -216,6 +221,10 @@ M.run = tasks.run
 M.step = tasks.step
 M.sleep = tasks.sleep
 M.wait = tasks.wait
+--- The call object's methods (Class Call), for drivers of your own: `flextell.Call.next(call)`
+-- is `call:next()`.
+-- @class field
+-- @name Call
 M.Call = core.Call
 --- True when libcurl resolves host names without blocking (a threaded or c-ares resolver): a
 -- frame that calls step() then never waits on DNS.

@@ -6,6 +6,7 @@
 -- Sending is flextell/ngx/http.lua; waits are ngx.sleep; a token refresh runs in a timer
 -- (ngx.timer.at), so a client that disconnects does not end it half way: its answer holds the
 -- only copy of a rotated refresh token. Calls are possible where nginx allows cosockets.
+-- @module flextell.ngx.driver
 
 local http -- flextell.ngx.http, loaded by init (it needs nginx's ngx table)
 
@@ -16,7 +17,8 @@ local pack = table.pack or function(...) return { n = select("#", ...), ... } en
 
 local M = {}
 
--- The phases where cosockets work (lua-nginx-module 0.10.23).
+--- The phases where cosockets work (lua-nginx-module 0.10.23): a set of phase names.
+-- @table PHASES
 M.PHASES = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
   ssl_session_fetch = true, ssl_client_hello = true }
 
@@ -46,7 +48,9 @@ local drive
 -- have been sent.
 local driving = setmetatable({}, { __mode = "k" })
 
---- M.driving(co) -> the call the coroutine (a light thread) is driving now, or nil.
+--- The call the coroutine (a light thread) is driving now, or nil.
+-- @param co a coroutine
+-- @return the call (a `flextell.Call`), or nil
 function M.driving(co)
   return driving[co]
 end
@@ -91,7 +95,7 @@ function drive_steps(call)
           "directly, or use transport = \"curl\" in a thread of its own (ngx.run_worker_thread)"))
       end
       local status, headers, body, maybe_sent, resent = http.exchange(a)
-      if resent then call:resent(resent) end
+      if resent then call:resent() end -- (resent is the reason, for the log)
       if status then
         call:response(status, headers, body)
       else
@@ -109,8 +113,10 @@ function drive_steps(call)
   end
 end
 
---- M.await(call) -> the call's result, driven over cosockets; a usage error naming the phase
+--- Drives a call to its end over cosockets: the call's result; a usage error naming the phase
 -- where nginx has no cosockets.
+-- @param call a `flextell.Call`
+-- @return the call's result: data, meta, res; or nil, err
 function M.await(call)
   local phase = ngx.get_phase()
   if not M.PHASES[phase] then
@@ -120,8 +126,9 @@ function M.await(call)
   return drive(call)
 end
 
---- M.init(core): makes this the driver of every call of the state (flextell's init does it when
--- it finds itself inside nginx).
+--- Makes this the driver of every call of the state (flextell's init does it when it finds
+-- itself inside nginx).
+-- @param core the module `flextell.core`
 function M.init(core)
   Error = core.Error
   http = require "flextell.ngx.http"
@@ -129,6 +136,7 @@ function M.init(core)
 end
 
 --- True inside nginx's Lua module.
+-- @treturn boolean
 function M.active()
   return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
 end

@@ -9,6 +9,7 @@
 -- A request on a reused connection that closes before any byte of an answer is sent again once
 -- on a new connection when it is idempotent (as libcurl does), and never when it is a write.
 -- Bodies are not asked for compressed (no Accept-Encoding), so nothing needs decoding.
+-- @module flextell.ngx.http
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
@@ -36,6 +37,10 @@ local function parse_url(url)
   local hostname = authority:find("^%[") and "[" .. host .. "]" or host
   return scheme, host, port, target, port == default and hostname or hostname .. ":" .. port
 end
+--- Splits an http(s) URL: scheme, host, port, target (path and query), Host header value; nil
+-- when it is not one.
+-- @function parse_url
+-- @tparam string url the URL
 M.parse_url = parse_url
 
 local function ms(seconds)
@@ -311,9 +316,11 @@ local function connect(scheme, host, port, write, cx)
   return sock, reused
 end
 
---- M.exchange(req) -> status, headers, body | nil, code, message, maybe_sent[, resent]
+--- One exchange: status, headers, body; or nil, code, message, maybe_sent[, resent].
 -- `resent` (a reason) is set when the request went out twice: a reused connection closed before
 -- any answer, and the request was idempotent.
+-- @tparam table req the request a call hands its driver (`call:next()` gives "send", req)
+-- @return status, headers, body; or nil, code, message, maybe_sent, resent
 function M.exchange(req)
   local scheme, host, port, target, host_header = parse_url(req.url)
   if not scheme then return failure("connect_failed", "cannot parse the URL " .. req.url, false) end
