@@ -473,6 +473,83 @@ describe("tasks", function()
   end)
 end)
 
+describe("flextell.step, sleep, wait and run", function()
+  -- the message of the error fn raises; it must name the line of fn (a one-line function), the
+  -- caller's, not a line inside the library
+  local function raised(fn)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert.are.equal("string", type(err))
+    local file, line, message = err:match("^(.-):(%d+): (.*)$")
+    assert.matches("tasks_spec%.lua$", file)
+    assert.are.equal(debug.getinfo(fn, "S").linedefined, tonumber(line))
+    return message
+  end
+
+  it("raise on a step budget that is not a number, is NaN or is negative", function()
+    assert.are.equal("bad argument #1 to 'step' (number expected, got string)",
+      raised(function() flextell.step("x") end))
+    assert.are.equal("bad argument #1 to 'step' (seconds expected, got NaN)",
+      raised(function() flextell.step(0 / 0) end))
+    assert.are.equal("bad argument #1 to 'step' (seconds must be >= 0, got -1)",
+      raised(function() flextell.step(-1) end))
+  end)
+
+  it("take a huge step budget as a day: a step still returns once it has done something", function()
+    assert.are.equal(86400, require("flextell.tasks").MAX_STEP)
+    for _, budget in ipairs({ 1e300, math.huge, 2 ^ 53 }) do
+      local task = flextell.spawn(function() flextell.sleep(0.02) return "slept" end)
+      local t0 = core.now()
+      assert.are.equal(1, flextell.step(budget)) -- the task ran up to its sleep
+      assert.are.equal(0, flextell.step(budget)) -- waited for its timer, then ended it
+      assert.is_true(core.now() - t0 < 1, "a step took " .. (core.now() - t0) .. " s")
+      assert.are.same({ "slept" }, { task:result() })
+    end
+    assert.are.equal(0, flextell.step(math.huge)) -- nothing to do: at once
+  end)
+
+  it("raise on a sleep that is not a number, is NaN or is negative, outside a task", function()
+    assert.are.equal("bad argument #1 to 'sleep' (number expected, got string)",
+      raised(function() flextell.sleep("x") end))
+    assert.are.equal("bad argument #1 to 'sleep' (seconds expected, got NaN)",
+      raised(function() flextell.sleep(0 / 0) end))
+    assert.are.equal("bad argument #1 to 'sleep' (seconds must be >= 0, got -1)",
+      raised(function() flextell.sleep(-1) end))
+  end)
+
+  it("end a task that sleeps NaN seconds with the error, instead of leaving it asleep forever", function()
+    local other = flextell.spawn(function() flextell.sleep(0.01) return "woke" end)
+    local task = flextell.spawn(function() flextell.sleep(0 / 0) end)
+    flextell.run()
+    local ok, err = task:result()
+    assert.is_nil(ok)
+    assert.matches("^[^\n]*tasks_spec%.lua:%d+: bad argument #1 to 'sleep' %(seconds expected, got NaN%)\n", err)
+    assert.are.same({ "woke" }, { other:result() }) -- and its timer did not hold up the others
+  end)
+
+  it("let a task sleep math.huge seconds, until it is cancelled", function()
+    local task = flextell.spawn(function() flextell.sleep(math.huge) end)
+    assert.are.equal(1, flextell.step(0))
+    assert.are.equal(1, flextell.step(0.01))
+    task:cancel()
+    local _, err = task:result()
+    assert.are.equal("cancelled", err.code)
+    assert.are.equal(0, flextell.step(0))
+  end)
+
+  it("raise on a wait for something that is not a task", function()
+    assert.are.equal("bad argument #2 to 'wait' (task expected, got string)",
+      raised(function() flextell.wait(flextell.spawn(function() end), "task") end))
+    flextell.run() -- the task it was given first
+  end)
+
+  it("raise on run with an argument (it takes none)", function()
+    assert.are.equal("bad argument #1 to 'run' (no value expected, got number; " ..
+      "flextell.step(seconds) runs the scheduler for a while)",
+      raised(function() flextell.run(5) end))
+  end)
+end)
+
 -- Ctrl-C in the standard interpreters: they set a count hook on the main state when SIGINT
 -- comes; a blocking call waiting in C notices it within a quarter of a second, ends its
 -- transfer, and the interpreter's "interrupted!" goes up as usual.

@@ -30,6 +30,9 @@ M.HOLD_INTERVAL = 0.005
 -- At most this many ready tasks are resumed per step(), whatever the budget, so a frame that
 -- calls step() does a bounded amount of work; run() calls step() until nothing is left.
 M.MAX_RESUMES_PER_STEP = 64
+-- A step's budget is cut to this many seconds (a day): past it, nothing a step does changes, and
+-- the budget's arithmetic (how many new transfers fit in it) stays in integers.
+M.MAX_STEP = 86400
 
 local registry = core.task_registry() -- weak: coroutine -> task; C looks here (see client.c)
 
@@ -100,6 +103,17 @@ local function resume(task)
   end
 end
 
+-- A number of seconds, for step (a budget) and sleep: raises at the caller's caller (level 3).
+local function check_seconds(name, s)
+  if type(s) ~= "number" then
+    error("bad argument #1 to '" .. name .. "' (number expected, got " .. type(s) .. ")", 3)
+  end
+  if s ~= s then error("bad argument #1 to '" .. name .. "' (seconds expected, got NaN)", 3) end
+  if s < 0 then error("bad argument #1 to '" .. name .. "' (seconds must be >= 0, got " .. tostring(s) .. ")", 3) end
+end
+
+local step -- the scheduler's step, below
+
 --- Tasks.
 -- @section tasks
 
@@ -108,18 +122,20 @@ end
 M.current = function() return current() end
 
 --- Suspends the running task for s seconds (a timer); outside a task, runs the scheduler for
--- that long, so the tasks go on meanwhile.
--- @tparam number s seconds
+-- that long, so the tasks go on meanwhile. `math.huge` sleeps until the task is cancelled.
+-- @tparam number s seconds, >= 0
+-- @raise when `s` is not a number, is NaN or is negative
 function M.sleep(s)
-  s = s or 0
+  if s == nil then s = 0 else check_seconds("sleep", s) end
   local task = current()
   if not task then
     local t_end = now() + s
     while now() < t_end do
+      local left = t_end - now()
       if nalive == 0 then
-        sleep(t_end - now())
+        sleep(left < M.MAX_STEP and left or M.MAX_STEP)
       else
-        M.step(t_end - now())
+        step(left)
       end
     end
     return
@@ -283,14 +299,23 @@ end
 -- waits once for activity within the budget, then does what arrived. Returns the number of tasks
 -- still running. max_seconds 0 (the default) does what is ready and never waits. Call it once
 -- per frame from a game or app loop (a frame's budget is too short to wait in).
--- @tparam[opt=0] number max_seconds the budget, in seconds
+-- @tparam[opt=0] number max_seconds the budget, in seconds (>= 0; more than MAX_STEP, a day,
+--   counts as a day)
 -- @treturn integer the number of tasks still running
+-- @raise when `max_seconds` is not a number, is NaN or is negative
 -- @usage while running do
 --   flextell.step(0.002) -- at most ~2 ms of work and waiting
 --   draw_frame()
 -- end
 function M.step(max_seconds)
-  local budget = max_seconds or 0
+  if max_seconds == nil then max_seconds = 0 else check_seconds("step", max_seconds) end
+  local n = step(max_seconds)
+  return n
+end
+
+-- The step itself, for the scheduler's own callers (a budget they computed: a number >= 0).
+function step(budget)
+  if budget > M.MAX_STEP then budget = M.MAX_STEP end
   local deadline = now() + budget
   local max_new = budget > 0 and math.max(1, math.floor(budget / M.NEW_TRANSFER_COST)) or nil
   local resumed, waited = 0, false
@@ -327,11 +352,16 @@ function M.step(max_seconds)
 end
 
 --- Runs every task to its end (blocking). Raises when the tasks left all wait for each other.
--- @raise on a deadlock, or when called inside a task (use `wait` there)
-function M.run()
+-- @raise on a deadlock, when called inside a task (use `wait` there), or with an argument (it
+--   takes none: `step(seconds)` is the bounded run)
+function M.run(...)
+  if select("#", ...) > 0 then
+    error("bad argument #1 to 'run' (no value expected, got " .. type((...)) .. "; " ..
+      "flextell.step(seconds) runs the scheduler for a while)", 2)
+  end
   if current() then error("flextell.run: called inside a task (use flextell.wait for other tasks)", 2) end
   while nalive > 0 do
-    M.step(0.25)
+    step(0.25)
     if nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0 and not next(parked) then
       error("flextell.run: every task left is waiting for another task (a deadlock)", 2)
     end
@@ -353,7 +383,9 @@ function M.wait(...)
   local me = current()
   for i = 1, list.n do
     local t = list[i]
-    if getmetatable(t) ~= Task then error("bad argument #" .. i .. " to 'wait' (task expected)", 2) end
+    if getmetatable(t) ~= Task then
+      error("bad argument #" .. i .. " to 'wait' (task expected, got " .. type(t) .. ")", 2)
+    end
     if t == me then error("a task cannot wait for itself", 2) end
     while not t.finished do
       if me then
@@ -362,7 +394,7 @@ function M.wait(...)
         co_yield()
         me.joining = nil
       else
-        M.step(0.25)
+        step(0.25)
         if not t.finished and nalive > 0 and runq_head > runq_tail and not timers[1] and loop_pending() == 0
           and not next(parked) then
           error("flextell.wait: the task waits for another task that never ends (a deadlock)", 2)
@@ -454,6 +486,6 @@ end
 
 -- A blocking call that waits on something a task owns (the token refresh it runs) lets the
 -- scheduler step meanwhile.
-core.set_pump(function(s) M.step(s) end)
+core.set_pump(function(s) step(s) end)
 
 return M
