@@ -163,6 +163,9 @@ describe("flextell.Client", function()
       assert.has_error(function() c:prepare { path = "/x", method = "GE T" } end, "invalid HTTP method 'GE T'")
       assert.has_error(function() c:get("/x", nil, { body = 1 }) end,
         "bad per-call option 'body' (pass it as an argument)")
+      assert.has_error(function() c:delete("/x", { body = {} }) end,
+        "bad per-call option 'body' (client:delete sends no body; use client:request{ method = \"DELETE\", " ..
+        "path = ..., body = ... })")
     end)
   end)
 

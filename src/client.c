@@ -836,6 +836,9 @@ static void read_call_opts(lua_State *L, int idx, fx_spec *s, int allow_query)
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (allow_query && strcmp(k, "body") == 0) /* delete: the only one that takes a query here */
+      luaL_error(L, "bad per-call option 'body' (client:delete sends no body; use "
+                    "client:request{ method = \"DELETE\", path = ..., body = ... })");
     if (strcmp(k, "method") == 0 || strcmp(k, "path") == 0 || strcmp(k, "body") == 0 ||
         (!allow_query && strcmp(k, "query") == 0))
       luaL_error(L, "bad per-call option '%s' (pass it as an argument)", k);
