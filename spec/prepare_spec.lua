@@ -259,6 +259,8 @@ describe("NUL bytes", function()
   it("raise in methods and secrets", function()
     assert.has_error(function() c:prepare { path = "/x", method = "GET\0X" } end, "invalid HTTP method 'GET'")
     assert.has_error(function() flextell.new { token = "abc\0def" } end,
-      "flextell.new: option 'token' must be non-empty printable ASCII without spaces")
+      "flextell.new: option 'token' must not contain a NUL byte")
+    assert.has_error(function() flextell.new { client_secret = "abc\0def" } end,
+      "flextell.new: option 'client_secret' must not contain a NUL byte")
   end)
 end)
