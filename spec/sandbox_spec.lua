@@ -255,6 +255,89 @@ describe("flextell.sandbox", function()
       assert.has_error(function() sandbox.launcher.start({ colour = "blue" }) end,
         "flextell.sandbox.start: unknown option 'colour'")
     end)
+
+    -- the message of the error fn raises; it must name the line of fn (a one-line function), the
+    -- caller's, not a line inside the module
+    local function raised(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.equal("string", type(err))
+      local file, line, message = err:match("^(.-):(%d+): (.*)$")
+      assert.matches("sandbox_spec%.lua$", file)
+      assert.equal(debug.getinfo(fn, "S").linedefined, tonumber(line))
+      return message
+    end
+
+    it("raises on an option of the wrong type or value, at the caller's line, before starting anything", function()
+      local start = sandbox.launcher.start
+      assert.equal("flextell.sandbox.start: option 'port' must be an integer 1-65535, got string",
+        raised(function() start({ port = "x" }) end))
+      for _, port in ipairs({ 0, 65536, 1.5, 0 / 0, math.huge }) do
+        assert.equal("flextell.sandbox.start: option 'port' must be an integer 1-65535",
+          raised(function() start({ port = port }) end))
+      end
+      assert.equal("flextell.sandbox.start: option 'tls_port' must be an integer 1-65535, got boolean",
+        raised(function() start({ tls_port = true }) end))
+      assert.equal("flextell.sandbox.start: option 'tls' must be a boolean, got string",
+        raised(function() start({ tls = "yes" }) end))
+      assert.equal("flextell.sandbox.start: option 'rate_limit' must be an integer >= 0",
+        raised(function() start({ rate_limit = -1 }) end))
+      assert.equal("flextell.sandbox.start: option 'rate_window' must be an integer >= 1 (seconds)",
+        raised(function() start({ rate_window = 0 }) end))
+      assert.equal("flextell.sandbox.start: option 'token_ttl' must be an integer >= 0 (seconds), got string",
+        raised(function() start({ token_ttl = "1h" }) end))
+      assert.equal("flextell.sandbox.start: option 'tokens' must be a non-empty list of non-empty strings",
+        raised(function() start({ tokens = {} }) end))
+      assert.equal("flextell.sandbox.start: option 'tokens' must be a non-empty list of non-empty strings",
+        raised(function() start({ tokens = { "a", 5 } }) end))
+      assert.equal("flextell.sandbox.start: option 'tokens' must be a non-empty list of non-empty strings, got string",
+        raised(function() start({ tokens = "a" }) end))
+      assert.equal("flextell.sandbox.start: option 'log_level' must be one of debug, info, notice, warn, error, " ..
+        "crit, alert, emerg", raised(function() start({ log_level = "loud" }) end))
+      assert.equal("flextell.sandbox.start: option 'prefix' must be a non-empty string",
+        raised(function() start({ prefix = "" }) end))
+      assert.equal("flextell.sandbox.start: options 'port' and 'proxy_port' must be different ports",
+        raised(function() start({ port = 30001, proxy_port = 30001 }) end))
+      assert.equal("flextell.sandbox.start: unknown option 'colour'",
+        raised(function() start({ colour = "blue" }) end))
+      assert.equal("bad argument #1 to 'start' (table expected, got string)",
+        raised(function() start("tls") end))
+    end)
+
+    it("raises on attach without a prefix, and returns nil, err for a prefix without a sandbox", function()
+      assert.equal("bad argument #1 to 'attach' (string expected, got nil)",
+        raised(function() sandbox.launcher.attach() end))
+      local h, err = sandbox.launcher.attach("/nonexistent/flextell-sandbox")
+      assert.is_nil(h)
+      assert.equal("flextell.sandbox: no sandbox at /nonexistent/flextell-sandbox", err)
+      local same = assert(sandbox.launcher.attach(sb.prefix))
+      assert.equal(sb.url, same.url)
+      assert.is_true(same.detached)
+    end)
+
+    it("raises on a handle method's argument of the wrong type or an unknown filter", function()
+      assert.equal("sb:requests: unknown filter 'bogus'", raised(function() sb:requests { bogus = 1 } end))
+      assert.equal("sb:requests: filter 'since' must be a number, got string",
+        raised(function() sb:requests { since = "3" } end))
+      assert.equal("bad argument #1 to 'requests' (table expected, got string)",
+        raised(function() sb:requests("GET") end))
+      assert.equal("bad argument #1 to 'control' (string expected, got nil)",
+        raised(function() sb:control(nil, "health") end))
+      assert.equal("bad argument #3 to 'control' (table or string expected, got number)",
+        raised(function() sb:control("POST", "config", 5) end))
+      assert.equal("bad argument #1 to 'arm' (table expected, got string)", raised(function() sb:arm("status") end))
+      assert.equal("bad argument #1 to 'config' (table expected, got string)",
+        raised(function() sb:config("rate_limit") end))
+      assert.equal("sb:expire_tokens: unknown option 'all'", raised(function() sb:expire_tokens { all = true } end))
+      assert.equal("sb:expire_tokens: option 'refresh' must be a boolean, got number",
+        raised(function() sb:expire_tokens { refresh = 1 } end))
+      assert.equal("bad argument #2 to 'authorize_url' (string expected, got number)",
+        raised(function() sb:authorize_url(nil, 8080) end))
+      assert.equal("bad argument #1 to 'approve' (string expected, got nil)", raised(function() sb:approve() end))
+      assert.equal("bad argument #1 to 'deny' (string expected, got table)", raised(function() sb:deny({}) end))
+      -- the filters that exist still work
+      assert.equal(0, sb:requests { method = "GET", path = "/api/none", since = 0, proxied = false }.count)
+    end)
   end)
 
   describe("authentication", function()

@@ -391,6 +391,14 @@ function Sandbox:__tostring()
   return format("flextell.Sandbox (%s%s)", self.url, self.stopped and ", stopped" or "")
 end
 
+-- Argument i of method name must be of type want (or nil, when optional): raises at the
+-- method's caller.
+local function check_arg(name, i, v, want, optional)
+  if type(v) ~= want and not (optional and v == nil) then
+    error("bad argument #" .. i .. " to '" .. name .. "' (" .. want .. " expected, got " .. type(v) .. ")", 3)
+  end
+end
+
 local function percent(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return format("%%%02X", c:byte()) end))
 end
@@ -403,6 +411,11 @@ end
 -- @return[1] the decoded JSON answer, or `true` for 204
 -- @return[2] nil, err (a string)
 function Sandbox:control(method, path, body)
+  check_arg("control", 1, method, "string")
+  check_arg("control", 2, path, "string")
+  if body ~= nil and type(body) ~= "table" and type(body) ~= "string" then
+    error("bad argument #3 to 'control' (table or string expected, got " .. type(body) .. ")", 2)
+  end
   if self.stopped then return nil, "the sandbox is stopped" end
   if path:sub(1, 1) ~= "/" then path = "/_sandbox/" .. path end
   local cmd = { "curl -sS --noproxy '*' --max-time 30 -X", quote(method:upper()),
@@ -443,18 +456,29 @@ end
 -- @return[1] the armed fault
 -- @return[2] nil, err
 function Sandbox:arm(fault)
+  check_arg("arm", 1, fault, "table")
   local res, err = self:control("POST", "/_sandbox/faults", fault)
   if not res then return nil, err end
   return res.fault
 end
 
+local REQUEST_FILTERS = { method = "string", path = "string", match = "string", since = "number",
+                         proxied = "boolean" }
+
 --- The requests the server saw.
 -- filter: { method =, path =, match =, since =, proxied = } -> { count = N, requests = {...} }
--- @tparam[opt] table filter `method`, `path`, `match`, `since`, `proxied` (only what came through
---   the proxy)
+-- @tparam[opt] table filter `method`, `path`, `match` (strings), `since` (a number), `proxied`
+--   (a boolean: only what came through the proxy)
 -- @return[1] `{ count = N, requests = {...} }`
 -- @return[2] nil, err
+-- @raise on an unknown filter, or one of the wrong type
 function Sandbox:requests(filter)
+  check_arg("requests", 1, filter, "table", true)
+  for k, v in pairs(filter or {}) do
+    local want = REQUEST_FILTERS[k]
+    if not want then error("sb:requests: unknown filter '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= want then error("sb:requests: filter '" .. k .. "' must be a " .. want .. ", got " .. type(v), 2) end
+  end
   local q = {}
   for _, k in ipairs({ "method", "path", "match", "since", "proxied" }) do
     if filter and filter[k] ~= nil then q[#q + 1] = k .. "=" .. percent(filter[k]) end
@@ -467,6 +491,7 @@ end
 -- @return[1] the effective configuration
 -- @return[2] nil, err
 function Sandbox:config(t)
+  check_arg("config", 1, t, "table", true)
   local res, err
   if t == nil then
     res, err = self:control("GET", "/_sandbox/config")
@@ -494,6 +519,11 @@ end
 -- @return[1] the counts
 -- @return[2] nil, err
 function Sandbox:expire_tokens(opts)
+  check_arg("expire_tokens", 1, opts, "table", true)
+  for k, v in pairs(opts or {}) do
+    if k ~= "refresh" then error("sb:expire_tokens: unknown option '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= "boolean" then error("sb:expire_tokens: option 'refresh' must be a boolean, got " .. type(v), 2) end
+  end
   return self:control("POST", "/_sandbox/oauth/expire", { refresh = opts and opts.refresh or false })
 end
 
@@ -515,6 +545,8 @@ end
 -- @tparam[opt] string origin
 -- @treturn string the URL
 function Sandbox:authorize_url(params, origin)
+  check_arg("authorize_url", 1, params, "table", true)
+  check_arg("authorize_url", 2, origin, "string", true)
   local q = { response_type = "code", client_id = self.client_id, redirect_uri = self.redirect_uri }
   for k, v in pairs(params or {}) do q[k] = v end
   return (origin or self.origin) .. "/oauth/authorize?" .. encode_query(q)
@@ -598,6 +630,7 @@ end
 -- @treturn[1] table its decoded query, `{ code =, state = }`
 -- @return[2] nil, err
 function Sandbox:approve(authorize_url)
+  check_arg("approve", 1, authorize_url, "string")
   return consent(self, authorize_url, "approve")
 end
 
@@ -607,6 +640,7 @@ end
 -- @treturn[1] table its decoded query
 -- @return[2] nil, err (also under `auto_approve`, where there is no page to deny)
 function Sandbox:deny(authorize_url)
+  check_arg("deny", 1, authorize_url, "string")
   return consent(self, authorize_url, "deny")
 end
 
@@ -664,6 +698,65 @@ end
 
 -- start ----------------------------------------------------------------------------------------
 
+local function whole(v) return type(v) == "number" and v % 1 == 0 and v - v == 0 end
+
+local LOG_LEVELS = { debug = true, info = true, notice = true, warn = true, error = true, crit = true,
+                     alert = true, emerg = true }
+
+-- Each option of start: the type it must have, what else it must be (nil: any value of the
+-- type), and the words that say so. The server's own settings follow POST /_sandbox/config.
+local function port_ok(v) return whole(v) and v >= 1 and v <= 65535 end
+local function ttl_ok(v) return whole(v) and v >= 0 end
+local OPTIONS = {
+  tls = { "boolean", nil, "a boolean" },
+  prefix = { "string", function(v) return v ~= "" end, "a non-empty string" },
+  port = { "number", port_ok, "an integer 1-65535" },
+  tls_port = { "number", port_ok, "an integer 1-65535" },
+  proxy_port = { "number", port_ok, "an integer 1-65535" },
+  token_ttl = { "number", ttl_ok, "an integer >= 0 (seconds)" },
+  code_ttl = { "number", ttl_ok, "an integer >= 0 (seconds)" },
+  refresh_ttl = { "number", ttl_ok, "an integer >= 0 (seconds)" },
+  rate_limit = { "number", ttl_ok, "an integer >= 0" },
+  rate_window = { "number", function(v) return whole(v) and v >= 1 end, "an integer >= 1 (seconds)" },
+  auto_approve = { "boolean", nil, "a boolean" },
+  tokens = { "table", function(v)
+    if #v == 0 then return false end
+    for k, t in pairs(v) do
+      if type(k) ~= "number" or not whole(k) or k < 1 or k > #v or type(t) ~= "string" or t == "" then
+        return false
+      end
+    end
+    return true
+  end, "a non-empty list of non-empty strings" },
+  clients = { "table", nil, "a list of clients" }, -- the rest is normalize_clients's to check
+  quiet = { "boolean", nil, "a boolean" },
+  watch = { "boolean", nil, "a boolean" },
+  log_level = { "string", function(v) return LOG_LEVELS[v] ~= nil end,
+    "one of debug, info, notice, warn, error, crit, alert, emerg" },
+}
+
+-- Raises (at start's caller) on an unknown option, or one of the wrong type or value.
+local function check_options(opts)
+  for k, v in pairs(opts) do
+    local o = OPTIONS[k]
+    if not o then error("flextell.sandbox.start: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= o[1] then
+      error("flextell.sandbox.start: option '" .. k .. "' must be " .. o[3] .. ", got " .. type(v), 3)
+    end
+    if o[2] and not o[2](v) then error("flextell.sandbox.start: option '" .. k .. "' must be " .. o[3], 3) end
+  end
+  local seen = {}
+  for _, k in ipairs({ "port", "tls_port", "proxy_port" }) do
+    local port = opts[k]
+    if port and not (k == "tls_port" and opts.tls == false) then
+      if seen[port] then
+        error("flextell.sandbox.start: options '" .. seen[port] .. "' and '" .. k .. "' must be different ports", 3)
+      end
+      seen[port] = k
+    end
+  end
+end
+
 local function wait_ready(h, seconds)
   local url = h.origin .. "/_sandbox/health"
   local deadline = os.time() + seconds
@@ -699,18 +792,17 @@ end
 -- @treturn[1] Sandbox the handle
 -- @return[2] nil, err (with nginx's error log tail) when nginx does not answer within 5 s or a
 --   given port is taken
--- @raise on an unknown option or a bad `clients` list
+-- @raise on an unknown option, an option of the wrong type or value (such as a port that is not
+--   an integer 1-65535, or two options with the same port), or a bad `clients` list
 function M.start(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'start' (table expected, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
+  check_options(opts)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts) do
-    if DEFAULTS[k] == nil and not (k == "prefix" or k == "port" or k == "tls_port" or k == "proxy_port"
-        or k == "clients") then
-      error("flextell.sandbox.start: unknown option '" .. tostring(k) .. "'", 2)
-    end
-    o[k] = v
-  end
+  for k, v in pairs(opts) do o[k] = v end
   local clients, bad = normalize_clients(o.clients)
   if not clients then error("flextell.sandbox.start: " .. bad, 2) end
 
@@ -820,7 +912,11 @@ end
 -- @tparam string prefix the sandbox's prefix directory
 -- @treturn[1] Sandbox the handle (detached: it does not stop the sandbox when collected)
 -- @return[2] nil, err
+-- @raise when `prefix` is not a string
 function M.attach(prefix)
+  if type(prefix) ~= "string" then
+    error("bad argument #1 to 'attach' (string expected, got " .. type(prefix) .. ")", 2)
+  end
   local text = read_file(prefix .. "/sandbox.json")
   local t = text and json.decode(text)
   if type(t) ~= "table" then return nil, "flextell.sandbox: no sandbox at " .. prefix end
