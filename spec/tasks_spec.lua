@@ -314,6 +314,16 @@ describe("tasks", function()
   end)
 
   describe("client:batch", function()
+    it("raises on a table that is not a list of requests", function()
+      assert.has_error(function() client:batch({ a = { path = "/v1/customers/1" } }) end,
+        "bad argument #1 to 'batch' (a list of requests expected)")
+      assert.has_error(function() client:batch({ { path = "/v1/customers/1" }, b = { path = "/v1/customers/2" } }) end,
+        "bad argument #1 to 'batch' (a list of requests expected)")
+      assert.has_error(function() client:batch({ { path = "/v1/customers/1" }, "x" }) end, "batch request 2 must be a table")
+      assert.has_error(function() client:batch({}, "x") end, "bad argument #2 to 'batch' (table expected, got string)")
+      assert.are.same({}, client:batch({}))
+      assert.are.equal(0, sb:requests { path = "/api/v1/customers/1" }.count)
+    end)
     it("returns results in input order, errors in place", function()
       delay(0.2, 10)
       local reqs = {}

@@ -251,11 +251,20 @@ function methods:batch(requests, opts)
   if type(requests) ~= "table" then
     error("bad argument #1 to 'batch' (table expected, got " .. type(requests) .. ")", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'batch' (table expected, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
   for k in pairs(opts) do
     if k ~= "concurrency" then error("unknown batch option '" .. tostring(k) .. "'", 2) end
   end
   local n, concurrency = #requests, opts.concurrency or 8
+  -- a list: no key but 1..n (a table of named requests would otherwise run none, and say nothing)
+  for k in pairs(requests) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      error("bad argument #1 to 'batch' (a list of requests expected)", 2)
+    end
+  end
   if type(concurrency) ~= "number" or concurrency < 1 or concurrency % 1 ~= 0 then
     error("batch option 'concurrency' must be an integer >= 1", 2)
   end

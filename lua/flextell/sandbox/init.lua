@@ -462,8 +462,7 @@ function Sandbox:arm(fault)
   return res.fault
 end
 
-local REQUEST_FILTERS = { method = "string", path = "string", match = "string", since = "number",
-                         proxied = "boolean" }
+local REQUEST_FILTERS -- the filters of requests() and their types (set below it)
 
 --- The requests the server saw.
 -- filter: { method =, path =, match =, since =, proxied = } -> { count = N, requests = {...} }
@@ -485,6 +484,7 @@ function Sandbox:requests(filter)
   end
   return self:control("GET", "/_sandbox/requests" .. (#q > 0 and ("?" .. concat(q, "&")) or ""))
 end
+REQUEST_FILTERS = { method = "string", path = "string", match = "string", since = "number", proxied = "boolean" }
 
 --- Reads the server's configuration, or changes it.
 -- @tparam[opt] table t settings to change, such as `{ rate_limit = 5 }`; without it, only reads
