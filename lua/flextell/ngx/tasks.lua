@@ -56,13 +56,34 @@ function M.wait(...)
   return unpack(out, 1, select("#", ...))
 end
 
-function M.sleep(s)
-  ngx.sleep(s or 0)
+-- The same argument rules as the scheduler outside nginx (flextell/tasks.lua).
+local function check_seconds(name, s)
+  if type(s) ~= "number" then
+    error("bad argument #1 to '" .. name .. "' (number expected, got " .. type(s) .. ")", 3)
+  end
+  if s ~= s then error("bad argument #1 to '" .. name .. "' (seconds expected, got NaN)", 3) end
+  if s < 0 then error("bad argument #1 to '" .. name .. "' (seconds must be >= 0, got " .. tostring(s) .. ")", 3) end
 end
 
-function M.run() end
+function M.sleep(s)
+  if s ~= nil then check_seconds("sleep", s) end
+  s = s or 0
+  while s > 86400 do -- ngx.sleep takes at most a day at a time here too
+    ngx.sleep(86400)
+    s = s - 86400
+  end
+  ngx.sleep(s)
+end
 
-function M.step()
+function M.run(...)
+  if select("#", ...) > 0 then
+    error("bad argument #1 to 'run' (no value expected, got " .. type((...)) .. "; " ..
+      "flextell.step(seconds) runs the scheduler for a while)", 2)
+  end
+end
+
+function M.step(max_seconds)
+  if max_seconds ~= nil then check_seconds("step", max_seconds) end
   return 0
 end
 
