@@ -426,8 +426,9 @@ end
 local function report(env, rounds, host)
   md("# make bench")
   md("")
-  md(fmt("%s; %s (%s cores), Linux %s, load average at the start %s.", env.date, env.cpu, env.cores, env.kernel,
-    env.load or "?"))
+  local load_end = (util.read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)")
+  md(fmt("%s; %s (%s cores), Linux %s; load average %s at the start, %s at the end (other work on the machine "
+    .. "shows here).", env.date, env.cpu, env.cores, env.kernel, env.load or "?", load_end or "?"))
   md(fmt("lua-flextell at `%s`%s; %s; %s; libcurl %s; %s; %s, requests %s; %s; lua-curl %s, lua-cjson %s, "
     .. "lua-socket %s (Debian).", env.head, env.dirty and " with uncommitted changes in src/ or lua/" or "",
     env.lua, env.luajit, env.libcurl, env.nginx, env.python, env.requests, env.wrk, env.luacurl, env.cjson,
