@@ -78,17 +78,7 @@ describe("examples/host #host", function()
     -- Overlap: the log says when each request arrived and when the server was done with it, so
     -- the most it had in hand at once is counted: all 50 (each on a connection of its own).
     -- One after the other they would have taken 50 x 0.3 s.
-    local events = {}
-    for _, r in ipairs(log.requests) do
-      events[#events + 1] = { r.time, 1 }
-      events[#events + 1] = { r.finished, -1 }
-    end
-    table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-    local held, peak = 0, 0
-    for _, e in ipairs(events) do
-      held = held + e[2]
-      peak = math.max(peak, held)
-    end
+    local peak = sandbox.peak(log.requests)
     assert.are.equal(NCALLS, nconnections)
     assert.are.equal(NCALLS, peak, ("arrivals spread over %.3f s"):format(spread))
     -- The calls waited for the server's delay (a bound that load cannot break).

@@ -163,20 +163,9 @@ describe("#nginx the nginx driver", function()
     assert.are.equal(1, sb:oauth().grants.refresh_token)
   end)
 
-  -- The most requests the sandbox had in hand at one moment, of those matching a pattern.
+  -- The most requests the server had in hand at one moment, of those matching a pattern.
   local function peak(match)
-    local events = {}
-    for _, r in ipairs(sb:requests { match = match }.requests) do
-      events[#events + 1] = { r.time, 1 }
-      events[#events + 1] = { r.finished, -1 }
-    end
-    table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-    local n, most = 0, 0
-    for _, e in ipairs(events) do
-      n = n + e[2]
-      if n > most then most = n end
-    end
-    return most
+    return sandbox.peak(sb:requests { match = match }.requests)
   end
 
   for _, how in ipairs { "ngx", "tasks", "batch" } do

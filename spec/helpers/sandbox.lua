@@ -66,4 +66,21 @@ function M.fixture(bind, opts)
 end
 
 M.launcher = launcher
+--- The most requests the server had in hand at one moment, from a request log (a list of
+-- requests with `time` and `finished`, as sb:requests gives): how many calls really overlapped.
+function M.peak(requests)
+  local events = {}
+  for _, r in ipairs(requests) do
+    events[#events + 1] = { r.time, 1 }
+    events[#events + 1] = { r.finished, -1 }
+  end
+  table.sort(events, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local n, most = 0, 0
+  for _, e in ipairs(events) do
+    n = n + e[2]
+    if n > most then most = n end
+  end
+  return most
+end
+
 return M
