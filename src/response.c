@@ -59,11 +59,13 @@ void fx_push_headers(lua_State *L, const fx_buf *h)
 {
   size_t i = 0;
   int t, lines = 0;
-  const char *q = h->data, *qe = h->data + h->len;
   /* sized for every line (the status line and the blank one too): no rehash while filling */
-  while (q < qe && (q = memchr(q, '\n', (size_t)(qe - q))) != NULL) {
-    lines++;
-    q++;
+  if (h->data != NULL) { /* none yet: no pointer arithmetic on NULL */
+    const char *q = h->data, *qe = h->data + h->len;
+    while (q < qe && (q = memchr(q, '\n', (size_t)(qe - q))) != NULL) {
+      lines++;
+      q++;
+    }
   }
   lua_createtable(L, 0, lines);
   t = lua_gettop(L);
